@@ -1,0 +1,149 @@
+"""The one training configuration: defaults < YAML file < command line, validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A config problem a user must fix; the CLI prints it as one line."""
+
+
+def _opt(default, help, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class Config:
+    # model
+    dim: int = _opt(100, "embedding dimension")
+    window: int = _opt(5, "max context distance; per centre word b is drawn uniformly from 1..window")
+    # vocabulary
+    min_count: int = _opt(5, "drop words seen fewer times than this")
+    max_vocab_size: int = _opt(0, "keep at most this many words, pruning rare ones while counting (0 = no limit)")
+    lowercase: bool = _opt(False, "lowercase the text before splitting it into tokens")
+    # pairs
+    sample: float = _opt(1e-3, "frequent-word subsampling threshold s (0 = keep every token)")
+    max_sentence_length: int = _opt(10000, "longer lines are cut into pieces of this many tokens")
+    # NCE and its sampler
+    num_sampled: int = _opt(10, "negative ids drawn per batch from the log-uniform sampler")
+    batch_size: int = _opt(1, "skip-gram pairs per SGD step; one sampled set is shared by a batch, as in TF")
+    unique: bool = _opt(True, "sample negatives without repetition (tf.nn.nce_loss default)")
+    remove_accidental_hits: bool = _opt(False, "mask sampled ids that equal the true label (TF default False)")
+    bias_init: str = _opt("log_unigram", "initial NCE biases: log unigram probability or zero",
+                          choices=("log_unigram", "zero"))
+    # optimisation
+    alpha: float = _opt(0.05, "initial learning rate (plain SGD)")
+    min_alpha: float = _opt(0.0001, "learning rate at the end; decays linearly with words processed")
+    reduction: str = _opt("sum", "step on the gradient of the batch's sum or mean loss (TF tutorial: mean)",
+                          choices=("sum", "mean"))
+    epochs: int = _opt(5, "passes over the corpus")
+    seed: int = _opt(1, "seed of every random draw; with workers 1 runs repeat bit for bit")
+    workers: int = _opt(0, "training threads (0 = one per CPU core)")
+    # I/O
+    cache_dir: str = _opt("~/.cache/w2v", "where the encoded corpus is cached ('' = no cache)")
+    chunk_bytes: int = _opt(1 << 20, "bytes read at a time; bounds memory on files with no newline")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+
+FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(name: str, value):
+    """Check one value's type against the dataclass field; ints are accepted where floats are."""
+    ftype = FIELDS[name].type
+    if ftype == "bool":
+        if isinstance(value, bool):
+            return value
+    elif ftype == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif ftype == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif ftype == "str":
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key '{name}' must be {ftype}, got {type(value).__name__} {value!r}")
+
+
+def validate(cfg: Config, vocab_size: int | None = None) -> Config:
+    """Raise ConfigError for the first out-of-range value; vocab_size enables the sampler check."""
+    checks = [
+        (cfg.dim >= 1, "dim must be >= 1"),
+        (cfg.window >= 1, "window must be >= 1"),
+        (cfg.min_count >= 1, "min_count must be >= 1"),
+        (cfg.max_vocab_size >= 0, "max_vocab_size must be >= 0"),
+        (cfg.sample >= 0, "sample must be >= 0"),
+        (cfg.max_sentence_length >= 1, "max_sentence_length must be >= 1"),
+        (cfg.num_sampled >= 1, "num_sampled must be >= 1"),
+        (cfg.batch_size >= 1, "batch_size must be >= 1"),
+        (cfg.alpha > 0, "alpha must be > 0"),
+        (0 <= cfg.min_alpha <= cfg.alpha, "min_alpha must be between 0 and alpha"),
+        (cfg.epochs >= 1, "epochs must be >= 1"),
+        (cfg.workers >= 0, "workers must be >= 0 (0 = one per core)"),
+        (cfg.chunk_bytes >= 64, "chunk_bytes must be >= 64"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    for name, f in FIELDS.items():
+        choices = f.metadata["choices"]
+        if choices and getattr(cfg, name) not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
+    if vocab_size is not None and cfg.unique and cfg.num_sampled >= vocab_size:
+        raise ConfigError(
+            f"num_sampled ({cfg.num_sampled}) must be below the vocabulary size ({vocab_size}) "
+            "with unique sampling: lower num_sampled or min_count")
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: dict, source: str) -> Config:
+    values = cfg.to_dict()
+    for key, value in overrides.items():
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, FIELDS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown config key '{key}' in {source}{hint}")
+        values[key] = _coerce(key, value)
+    return Config(**values)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Defaults, then the YAML file, then overrides (None values are ignored), validated."""
+    import yaml
+
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path} must be a mapping of option: value")
+        cfg = apply_overrides(cfg, data, str(path))
+    if overrides:
+        cfg = apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
+    return validate(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    import yaml
+
+    from .io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

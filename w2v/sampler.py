@@ -1,0 +1,80 @@
+"""Log-uniform (Zipfian) candidate sampler, as ``tf.random.log_uniform_candidate_sampler``.
+
+P(k) = (log(k+2) - log(k+1)) / log(V+1) over ids [0, V), which matches word frequencies only
+when ids are sorted by descending count (the vocabulary guarantees it).
+
+Expected counts follow TensorFlow's ``ExpectedCountHelper`` (range_sampler.cc):
+  Q = P * num_sampled                      if num_tries == num_sampled   (always when unique=False)
+  Q = -expm1(num_tries * log1p(-P))        otherwise.
+The surprise: with unique=True and no duplicate drawn, Q is the first form, not 1-(1-P)^S.
+"""
+
+import numpy as np
+from numba import njit
+
+from .rng import next_float
+
+
+def log_uniform_probs(range_max: int) -> np.ndarray:
+    """P(k) for k in [0, range_max), computed in float64 and rounded to float32 (as TF returns it)."""
+    k = np.arange(range_max, dtype=np.float64)
+    return (np.log((k + 2.0) / (k + 1.0)) / np.log(range_max + 1.0)).astype(np.float32)
+
+
+def expected_count(ids, range_max: int, num_sampled: int, num_tries: int) -> np.ndarray:
+    """TF's expected count of each id in ``ids`` (any shape) -> float32 array of that shape."""
+    ids = np.asarray(ids, dtype=np.int64)
+    k = ids.astype(np.float64)
+    p = (np.log((k + 2.0) / (k + 1.0)) / np.log(range_max + 1.0)).astype(np.float32)
+    if num_tries == num_sampled:
+        return (p * np.float32(num_sampled)).astype(np.float32)
+    # TF evaluates this in float32: std::log1p(float), then std::expm1(float).
+    return (-np.expm1(np.float32(num_tries) * np.log1p(-p))).astype(np.float32)
+
+
+def sample_log_uniform(rng_state, range_max: int, num_sampled: int, unique: bool = True):
+    """One draw of ``num_sampled`` ids -> (ids int64 [S], num_tries); the training kernel's code."""
+    if unique and num_sampled > range_max:
+        raise ValueError("Sampler's range is too small.")  # TF's message
+    out = np.empty(num_sampled, dtype=np.int64)
+    stamp = np.zeros(range_max, dtype=np.int64)
+    tries = draw_log_uniform(rng_state, range_max, np.log(range_max + 1.0), num_sampled, unique,
+                             out, stamp, 1)
+    return out, tries
+
+
+@njit(cache=True, nogil=True)
+def draw_log_uniform(state, range_max, log_range, num_sampled, unique, out, stamp, mark):
+    """Fill ``out`` with num_sampled ids; return num_tries (draws made, duplicates included).
+
+    With unique=True an id is kept only the first time it is drawn in this call: ``stamp[k] ==
+    mark`` flags ids already taken, so a fresh ``mark`` per call avoids clearing the array.
+    """
+    n = 0
+    tries = 0
+    while n < num_sampled:
+        # TF: value = static_cast<int64>(exp(rnd * log_range_)) - 1; return value % range_;
+        k = np.int64(np.exp(next_float(state) * log_range)) - 1
+        k = k % range_max
+        tries += 1
+        if unique:
+            if stamp[k] == mark:
+                continue
+            stamp[k] = mark
+        out[n] = k
+        n += 1
+    return tries
+
+
+@njit(cache=True, nogil=True)
+def log_expected_count(k, num_tries, num_sampled, log_p, log1m_p):
+    """log Q(k) from tables log(P) and log1p(-P); float64 throughout (TF rounds Q to float32)."""
+    if num_tries == num_sampled:
+        return log_p[k] + np.log(np.float64(num_sampled))
+    return np.log(-np.expm1(num_tries * log1m_p[k]))
+
+
+def log_tables(range_max: int):
+    """(log P, log1p(-P)) in float64 from the float32 P, for ``log_expected_count``."""
+    p = log_uniform_probs(range_max).astype(np.float64)
+    return np.log(p), np.log1p(-p)

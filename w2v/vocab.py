@@ -1,0 +1,83 @@
+"""Vocabulary: word counts, min_count / max_vocab_size, ids sorted by descending count.
+
+Id 0 is the most frequent word; ties keep the order of first appearance. The log-uniform
+sampler's P(k) = log((k+2)/(k+1)) / log(V+1) only approximates the unigram distribution in
+this order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import CorpusError, ReadStats, iter_segments
+
+
+@dataclass
+class Vocab:
+    words: list[str]
+    counts: np.ndarray  # int64 [V], non-increasing
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.counts = np.asarray(self.counts, dtype=np.int64)
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def save(self, path) -> None:
+        """word2vec's ``-save-vocab`` format: ``word count`` lines, most frequent first."""
+        from .io import atomic_write_text
+
+        atomic_write_text(path, "".join(f"{w} {c}\n" for w, c in zip(self.words, self.counts.tolist())))
+
+    @classmethod
+    def load(cls, path) -> "Vocab":
+        words, counts = [], []
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                parts = line.split()
+                if len(parts) != 2 or not parts[1].isdigit():
+                    raise CorpusError(f"{path}:{n}: expected 'word count', got {line.strip()!r}")
+                words.append(parts[0])
+                counts.append(int(parts[1]))
+        return cls(words, np.array(counts, dtype=np.int64))
+
+
+@dataclass
+class CountStats:
+    read: ReadStats
+    distinct: int = 0  # distinct tokens seen (after pruning, if any)
+    pruned_below: int = 0  # max_vocab_size pruning dropped words with counts below this while counting
+    dropped_words: int = 0  # distinct words under min_count or past max_vocab_size
+    dropped_tokens: int = 0
+    max_count: int = 0
+
+
+def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
+    """Count tokens, pruning rare words while counting when there are more than
+    ``max_vocab_size`` distinct ones (word2vec.c's ReduceVocab: each prune drops the words at or
+    below a threshold that then rises by one, so memory stays bounded; counts of words that
+    survive a prune may be a little low)."""
+    counts: Counter = Counter()
+    stats = CountStats(read=ReadStats())
+    min_reduce = 1
+    for tokens, _ in iter_segments(paths, lowercase, chunk_bytes, stats.read):
+        counts.update(tokens)
+        if max_vocab_size and len(counts) > 2 * max_vocab_size:
+            counts = Counter({w: c for w, c in counts.items() if c > min_reduce})
+            stats.pruned_below = min_reduce + 1
+            min_reduce += 1
+    return counts, stats
+
+
+def build_vocab(counts: Counter, min_count: int, max_vocab_size: int = 0) -> Vocab:
+    kept = [(w, c) for w, c in counts.items() if c >= min_count]
+    kept.sort(key=lambda wc: -wc[1])  # stable: ties stay in order of first appearance
+    if max_vocab_size:
+        kept = kept[:max_vocab_size]
+    return Vocab([w for w, _ in kept], np.array([c for _, c in kept], dtype=np.int64))
