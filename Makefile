@@ -1,0 +1,28 @@
+# Two commands do everything: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo-run
+
+.PHONY: demo test lint clean
+
+$(BIN)/w2v: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.venv: $(BIN)/w2v
+
+demo: .venv
+	$(BIN)/w2v train data/demo.txt --config configs/default.yaml --output $(DEMO_OUT) --cache-dir .cache
+	$(BIN)/w2v similar $(DEMO_OUT)/vectors.txt whale ship sea captain queen love -k 8
+
+test: .venv
+	$(BIN)/python -m pytest -q
+
+lint: .venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .cache .pytest_cache
