@@ -46,7 +46,7 @@ def test_kernel_step_equals_reference_step(seed, rah):
     ref_loss = sgd_step_reference(*ref, centres, contexts, sampled, true_ec, sampled_ec, lr, rah)
     got_loss = run_kernel(*got, centres, contexts, sampled, true_ec, sampled_ec, lr, rah)
     assert got_loss == pytest.approx(ref_loss, rel=1e-5)
-    for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"]):
+    for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=False):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)
     assert not np.array_equal(got[0], state[0])
 

@@ -93,7 +93,8 @@ def train(corpus, output, quiet, config_path, **overrides):
     """
     try:
         cfg = _load_config(config_path, overrides)
-        from .train import TrainingError, train as train_model
+        from .train import TrainingError
+        from .train import train as train_model
 
         log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
         train_model(list(corpus), cfg, output, show_progress=None if not quiet else False, log=log)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 
 class CorpusError(ValueError):

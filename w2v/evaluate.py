@@ -21,7 +21,7 @@ class Vectors:
         self.unit = self.vectors / np.maximum(norms, 1e-12)
 
     @classmethod
-    def load(cls, path) -> "Vectors":
+    def load(cls, path) -> Vectors:
         from .io import read_word2vec_text
 
         return cls(*read_word2vec_text(path))

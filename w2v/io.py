@@ -50,7 +50,7 @@ def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:
         step = 4096
         for lo in range(0, n, step):
             block = vectors[lo:lo + step].astype(np.float64).tolist()
-            fh.write("".join(f"{w} {row_fmt % tuple(v)}\n" for w, v in zip(words[lo:lo + step], block)))
+            fh.write("".join(f"{w} {row_fmt % tuple(v)}\n" for w, v in zip(words[lo:lo + step], block, strict=False)))
 
 
 def read_word2vec_text(path) -> tuple[list[str], np.ndarray]:

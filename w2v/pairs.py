@@ -11,8 +11,8 @@ primitives, the same RNG streams, the same batch boundaries. ``w2v sample-pairs`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from numba import njit
@@ -32,7 +32,7 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
 def worker_spans(n_ids: int, workers: int) -> list[tuple[int, int]]:
     """Contiguous, disjoint [start, end) ranges of the stream, one per worker."""
     cuts = [n_ids * i // workers for i in range(workers + 1)]
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(zip(cuts[:-1], cuts[1:], strict=False))
 
 
 @njit(cache=True, nogil=True)

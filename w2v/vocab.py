@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -33,10 +32,10 @@ class Vocab:
         """word2vec's ``-save-vocab`` format: ``word count`` lines, most frequent first."""
         from .io import atomic_write_text
 
-        atomic_write_text(path, "".join(f"{w} {c}\n" for w, c in zip(self.words, self.counts.tolist())))
+        atomic_write_text(path, "".join(f"{w} {c}\n" for w, c in zip(self.words, self.counts.tolist(), strict=False)))
 
     @classmethod
-    def load(cls, path) -> "Vocab":
+    def load(cls, path) -> Vocab:
         words, counts = [], []
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):

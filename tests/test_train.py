@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from w2v.config import Config
+from w2v.io import read_word2vec_text
+from w2v.train import train
+
+
+def small_cfg(**kw):
+    base = dict(dim=24, window=3, min_count=1, epochs=3, workers=1, cache_dir="", num_sampled=5, sample=0.0)
+    base.update(kw)
+    return Config(**base)
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_planted_groups_are_nearest_neighbours(planted_corpus, tmp_path, batch_size):
+    path, groups = planted_corpus
+    model = train([path], small_cfg(batch_size=batch_size), tmp_path / "run", show_progress=False)
+    words, vectors = read_word2vec_text(tmp_path / "run" / "vectors.txt")
+    group_of = {w: g for g, ws in enumerate(groups) for w in ws}
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    for i, w in enumerate(words):
+        top = np.argsort(-sims[i])[:5]  # each group has 5 other members
+        assert all(group_of[words[j]] == group_of[w] for j in top), w
+    assert model.epoch_loss[3] < model.epoch_loss[1]
+
+
+def test_one_worker_is_bit_reproducible(planted_corpus, tmp_path):
+    path, _ = planted_corpus
+    cfg = small_cfg(seed=11, sample=1e-3)
+    train([path], cfg, tmp_path / "a", show_progress=False)
+    train([path], cfg, tmp_path / "b", show_progress=False)
+    train([path], small_cfg(seed=12, sample=1e-3), tmp_path / "c", show_progress=False)
+    a = (tmp_path / "a" / "vectors.txt").read_bytes()
+    assert a == (tmp_path / "b" / "vectors.txt").read_bytes()
+    assert a != (tmp_path / "c" / "vectors.txt").read_bytes()
+
+
+def test_two_workers_train_too(planted_corpus, tmp_path):
+    path, _ = planted_corpus
+    model = train([path], small_cfg(workers=2), tmp_path / "w2", show_progress=False)
+    assert np.isfinite(model.emb_in).all() and model.epoch_loss[3] < model.epoch_loss[1]
+
+
+def test_vectors_text_reads_back_exactly_in_gensim(planted_corpus, tmp_path):
+    gensim = pytest.importorskip("gensim")
+    path, _ = planted_corpus
+    model = train([path], small_cfg(epochs=1), tmp_path / "run", show_progress=False)
+    kv = gensim.models.KeyedVectors.load_word2vec_format(str(tmp_path / "run" / "vectors.txt"))
+    assert list(kv.index_to_key) == model.words
+    assert np.array_equal(kv.vectors, model.emb_in)
+    cfg_text = (tmp_path / "run" / "config.yaml").read_text()
+    assert "workers: 1" in cfg_text and "dim: 24" in cfg_text
