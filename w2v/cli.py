@@ -106,6 +106,100 @@ def train(corpus, output, quiet, config_path, **overrides):
         _fail("interrupted", 130)
 
 
+@main.command("sample-pairs", context_settings=CONTEXT)
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-n", "--num", default=20, show_default=True, type=click.IntRange(min=0), help="pairs to show")
+@click.option("--skip", default=0, show_default=True, type=click.IntRange(min=0), help="pairs to skip first")
+@click.option("--format", "fmt", type=click.Choice(["table", "tsv", "jsonl"]), default="table", show_default=True)
+@click.option("--ids", is_flag=True, help="show vocabulary ids beside the words (table format)")
+@click.option("--negatives", is_flag=True, help="after each batch: its sampled ids, expected counts, accidental hits")
+@click.option("--stats", is_flag=True, help="statistics of the whole stream instead of pairs")
+@click.option("--max-tokens", default=0, type=click.IntRange(min=0), help="--stats over the first N tokens only")
+@pipeline_options
+def sample_pairs(corpus, num, skip, fmt, ids, negatives, stats, max_tokens, config_path, **overrides):
+    """Show exactly what training sees: the skip-gram pairs of the first epoch, in order.
+
+    With the same config and seed these are the very pairs, in order, that `w2v train --workers 1`
+    consumes in its first epoch (the same code and random streams). Pairs print as
+    `centre -> context`, like TensorFlow's tutorial (`3081 originated -> 12 as` with --ids).
+
+    \b
+    Examples:
+      w2v sample-pairs data/demo.txt --num 10 --ids
+      w2v sample-pairs data/demo.txt --batch-size 4 --num-sampled 5 --negatives --num 8
+      w2v sample-pairs data/demo.txt --stats
+      w2v sample-pairs text8 --config my.yaml --format jsonl --num 1000 > pairs.jsonl
+    """
+    import json
+
+    if fmt == "tsv" and (negatives or stats):
+        _fail("--format tsv holds pairs only (fixed columns); use table or jsonl with --negatives/--stats")
+    try:
+        cfg = _load_config(config_path, overrides)
+        from .dataset import prepare
+        from .inspect import pair_stats, sample_pairs as pairs_of
+
+        dataset = prepare(list(corpus), cfg)
+        if stats:
+            result = pair_stats(dataset, cfg, max_tokens)
+            click.echo(json.dumps(result) if fmt == "jsonl" else _stats_table(result))
+            return
+        if fmt == "tsv":
+            click.echo("center\tcontext\tcenter_id\tcontext_id")
+        for rec in pairs_of(dataset, cfg, num, skip, negatives):
+            if fmt == "jsonl":
+                click.echo(json.dumps(rec))
+            elif fmt == "tsv":
+                click.echo(f"{rec['center']}\t{rec['context']}\t{rec['center_id']}\t{rec['context_id']}")
+            elif "kind" in rec:
+                click.echo(_negatives_table(rec))
+            elif ids:
+                click.echo(f"{rec['center_id']:>7} {rec['center']} -> {rec['context_id']} {rec['context']}")
+            else:
+                click.echo(f"{rec['center']} -> {rec['context']}")
+    except _user_errors() as e:
+        _fail(str(e))
+
+
+def _negatives_table(rec) -> str:
+    sampled = " ".join(f"{s['word']}:{s['expected_count']:.4g}" for s in rec["sampled"])
+    true_q = " ".join(f"{q:.4g}" for q in rec["true_expected_count"])
+    if rec["accidental_hits"]:
+        where = ", ".join(f"pair {h['pair']} at position {h['position']}" for h in rec["accidental_hits"])
+        hits = f"{where} ({'masked' if rec['removed'] else 'left in as negatives: remove_accidental_hits false'})"
+    else:
+        hits = "none"
+    return (f"  batch {rec['batch']}: {len(rec['sampled'])} sampled in {rec['num_tries']} tries; "
+            f"word:Q (NCE subtracts log Q)\n    {sampled}\n    labels' Q: {true_q}\n    accidental hits: {hits}")
+
+
+def _stats_table(st) -> str:
+    rows = [
+        ("tokens read", f"{st['tokens_read']:,}"),
+        ("in-vocabulary tokens", f"{st['in_vocabulary_tokens']:,}"),
+        ("vocabulary size", f"{st['vocabulary_size']:,} of {st['distinct_words']:,} distinct words"),
+        ("dropped by min_count", f"{st['dropped_by_min_count']:,} words, {st['dropped_tokens']:,} tokens"),
+        ("pieces (sentences)", f"{st['pieces']:,}"),
+        ("kept after subsampling", f"{st['tokens_kept']:,} ({st['kept_fraction']:.1%})"),
+        ("pairs generated", f"{st['pairs']:,} ({st['pairs_per_token_read']:.2f} per token read)"),
+        ("mean effective window", f"{st['mean_effective_window']:.3f} each side"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines += ["", "subsampling of the most frequent words:",
+              f"  {'word':<14}{'read':>12}{'kept':>12}{'observed':>10}{'formula':>10}"]
+    for w in st["frequent_words"]:
+        obs = f"{w['observed_keep']:.4f}" if w["observed_keep"] is not None else "-"
+        lines.append(f"  {w['word'][:13]:<14}{w['read']:>12,}{w['kept']:>12,}{obs:>10}{w['formula_keep']:>10.4f}")
+    sp = st["sampler"]
+    lines += ["", f"log-uniform sampler, {sp['draws']:,} draws: observed frequency of the top ids against P(k)",
+              f"  {'id':>4} {'word':<14}{'observed':>10}{'P(k)':>10}{'unigram':>10}"]
+    for t in sp["top"]:
+        lines.append(f"  {t['id']:>4} {t['word'][:13]:<14}{t['observed']:>10.5f}{t['p']:>10.5f}{t['unigram']:>10.5f}")
+    lines.append(f"  max abs error {sp['max_abs_error']:.2e}, max rel error {sp['max_rel_error']:.2%}")
+    return "\n".join(lines)
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.argument("words", nargs=-1, required=True)

@@ -75,6 +75,38 @@ def piece_pairs(kept, n_kept, window, rng, centres, contexts):
     return n
 
 
+# cursor: the state of one worker's pair stream, an int64 array the kernels advance in place
+POS, N_PAIRS, NEXT, PIECES = range(4)
+
+
+def new_cursor(start: int) -> np.ndarray:
+    return np.array([start, 0, 0, 0], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def next_batch(ids, cursor, end, max_len, keep_prob, window, batch_size, rng, kept, centres, contexts):
+    """The next batch of pairs: returns (b0, b1, words read); pairs are centres/contexts[b0:b1].
+
+    When the buffered piece is used up, reads pieces until one yields pairs (words read counts
+    them all). b0 == b1 means the span [.., end) is exhausted. Batches never straddle pieces, so
+    a piece's last batch may be short. The trainer and ``iter_batches`` both walk this function.
+    """
+    words = 0
+    while cursor[NEXT] >= cursor[N_PAIRS]:
+        if cursor[POS] >= end:
+            return 0, 0, words
+        pos, n_words, n_kept = next_piece(ids, cursor[POS], end, max_len, keep_prob, rng, kept)
+        cursor[POS] = pos
+        cursor[PIECES] += 1
+        words += n_words
+        cursor[N_PAIRS] = piece_pairs(kept, n_kept, window, rng, centres, contexts)
+        cursor[NEXT] = 0
+    b0 = cursor[NEXT]
+    b1 = min(b0 + batch_size, cursor[N_PAIRS])
+    cursor[NEXT] = b1
+    return b0, b1, words
+
+
 @dataclass
 class Batch:
     centres: np.ndarray  # int32 [B] input ids
@@ -85,11 +117,12 @@ class Batch:
 
 
 def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, workers: int = 1,
-                 negatives: bool = True) -> Iterator[Batch]:
-    """The batches one worker trains on in its first epoch, in order (see the module docstring)."""
+                 negatives: bool = True, end: int | None = None) -> Iterator[Batch]:
+    """The batches one worker trains on in its first epoch, in order, with their negatives."""
     from .sampler import draw_log_uniform
 
-    start, end = worker_spans(len(ids), workers)[worker]
+    start, span_end = worker_spans(len(ids), workers)[worker]
+    end = span_end if end is None else min(end, span_end)
     keep_prob = keep_probabilities(counts, cfg.sample)
     rng_pairs = make_state(cfg.seed, worker, PAIRS)
     rng_neg = make_state(cfg.seed, worker, NEGATIVES)
@@ -100,18 +133,17 @@ def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, work
     centres = np.empty(cap, dtype=np.int32)
     contexts = np.empty(cap, dtype=np.int32)
     stamp = np.zeros(vocab_size, dtype=np.int64)
+    cursor = new_cursor(start)
     mark = 0
-    pos, piece = start, 0
-    while pos < end:
-        pos, _, n_kept = next_piece(ids, pos, end, cfg.max_sentence_length, keep_prob, rng_pairs, kept)
-        n_pairs = piece_pairs(kept, n_kept, cfg.window, rng_pairs, centres, contexts)
-        for b0 in range(0, n_pairs, cfg.batch_size):
-            b1 = min(b0 + cfg.batch_size, n_pairs)
-            sampled = np.empty(cfg.num_sampled, dtype=np.int64)
-            tries = 0
-            if negatives:
-                mark += 1
-                tries = draw_log_uniform(rng_neg, vocab_size, log_range, cfg.num_sampled, cfg.unique,
-                                         sampled, stamp, mark)
-            yield Batch(centres[b0:b1].copy(), contexts[b0:b1].copy(), sampled, tries, piece)
-        piece += 1
+    while True:
+        b0, b1, _ = next_batch(ids, cursor, end, cfg.max_sentence_length, keep_prob, cfg.window,
+                               cfg.batch_size, rng_pairs, kept, centres, contexts)
+        if b0 == b1:
+            return
+        sampled = np.empty(cfg.num_sampled, dtype=np.int64)
+        tries = 0
+        if negatives:
+            mark += 1
+            tries = draw_log_uniform(rng_neg, vocab_size, log_range, cfg.num_sampled, cfg.unique,
+                                     sampled, stamp, mark)
+        yield Batch(centres[b0:b1].copy(), contexts[b0:b1].copy(), sampled, tries, int(cursor[PIECES]) - 1)

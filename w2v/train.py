@@ -23,7 +23,7 @@ from .config import Config, save_config, validate
 from .dataset import Dataset, prepare
 from .io import write_word2vec_text
 from .nce import nce_sgd_step
-from .pairs import keep_probabilities, next_piece, piece_pairs, worker_spans
+from .pairs import N_PAIRS, NEXT, keep_probabilities, new_cursor, next_batch, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, log_expected_count, log_tables
 
@@ -41,45 +41,49 @@ def learning_rate(alpha, min_alpha, words_done, total_words):
 
 
 @njit(cache=True, nogil=True)
-def train_span(ids, pos, end, word_budget, emb_in, emb_out, bias, keep_prob, window, max_len,
+def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, window, max_len,
                num_sampled, unique, remove_hits, batch_size, mean_loss, log_p, log1m_p,
                alpha, min_alpha, words_before, total_words, rng_pairs, rng_neg, stamp, mark,
                kept, centres, contexts, sampled, log_q_sampled, log_q_true, coef_true,
                coef_sampled, group_start, grad_in, totals, trace):
-    """Train on ids[pos:end] until ``word_budget`` words are read; return the new pos.
+    """Train on the worker's pair stream until ``word_budget`` words are read and the current
+    piece is finished, or the span ends; returns True at the end of the span.
 
     ``totals`` accumulates [words, pairs, loss sum, batches]. ``trace`` (int32 [n, 2]), when
-    non-empty, records the pairs consumed, for tests that compare with ``iter_batches``.
+    non-empty, records the first n pairs consumed, for tests that compare with ``iter_batches``.
     """
     vocab_size = emb_out.shape[0]
     log_range = np.log(vocab_size + 1.0)
     words = 0
-    while pos < end and words < word_budget:
-        lr = learning_rate(alpha, min_alpha, words_before + words, total_words)
-        pos, n_words, n_kept = next_piece(ids, pos, end, max_len, keep_prob, rng_pairs, kept)
-        words += n_words
-        n_pairs = piece_pairs(kept, n_kept, window, rng_pairs, centres, contexts)
-        for b0 in range(0, n_pairs, batch_size):
-            b1 = min(b0 + batch_size, n_pairs)
-            mark[0] += 1
-            tries = draw_log_uniform(rng_neg, vocab_size, log_range, num_sampled, unique, sampled,
-                                     stamp, mark[0])
-            for s in range(num_sampled):
-                log_q_sampled[s] = log_expected_count(sampled[s], tries, num_sampled, log_p, log1m_p)
-            for r in range(b0, b1):
-                log_q_true[r - b0] = log_expected_count(contexts[r], tries, num_sampled, log_p, log1m_p)
-            step = lr / (b1 - b0) if mean_loss else lr
-            totals[2] += nce_sgd_step(emb_in, emb_out, bias, centres, contexts, b0, b1, sampled,
-                                      log_q_sampled, log_q_true, step, remove_hits, coef_true,
-                                      coef_sampled, group_start, grad_in)
-            totals[3] += 1
+    lr = learning_rate(alpha, min_alpha, words_before, total_words)
+    while True:
+        if words >= word_budget and cursor[NEXT] >= cursor[N_PAIRS]:
+            totals[0] += words
+            return False
+        b0, b1, n_words = next_batch(ids, cursor, end, max_len, keep_prob, window, batch_size, rng_pairs,
+                                     kept, centres, contexts)
+        if n_words:  # a new piece: the learning rate follows the words read so far
+            words += n_words
+            lr = learning_rate(alpha, min_alpha, words_before + words, total_words)
+        if b0 == b1:
+            totals[0] += words
+            return True
+        mark[0] += 1
+        tries = draw_log_uniform(rng_neg, vocab_size, log_range, num_sampled, unique, sampled, stamp, mark[0])
+        for s in range(num_sampled):
+            log_q_sampled[s] = log_expected_count(sampled[s], tries, num_sampled, log_p, log1m_p)
+        for r in range(b0, b1):
+            log_q_true[r - b0] = log_expected_count(contexts[r], tries, num_sampled, log_p, log1m_p)
+        step = lr / (b1 - b0) if mean_loss else lr
+        totals[2] += nce_sgd_step(emb_in, emb_out, bias, centres, contexts, b0, b1, sampled,
+                                  log_q_sampled, log_q_true, step, remove_hits, coef_true,
+                                  coef_sampled, group_start, grad_in)
         base = np.int64(totals[1])
-        for r in range(min(n_pairs, trace.shape[0] - base)):
-            trace[base + r, 0] = centres[r]
-            trace[base + r, 1] = contexts[r]
-        totals[1] += n_pairs
-    totals[0] += words
-    return pos
+        for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
+            trace[base + r - b0, 0] = centres[r]
+            trace[base + r - b0, 1] = contexts[r]
+        totals[1] += b1 - b0
+        totals[3] += 1
 
 
 @dataclass
@@ -116,7 +120,7 @@ class _Worker:
     def __init__(self, index: int, span, cfg: Config, vocab_size: int):
         self.index = index
         self.start, self.end = span
-        self.pos = self.start
+        self.cursor = new_cursor(self.start)
         self.epoch = 0
         self.rng_pairs = make_state(cfg.seed, index, PAIRS)
         self.rng_neg = make_state(cfg.seed, index, NEGATIVES)
@@ -160,8 +164,8 @@ def _run_worker(w: _Worker, model: Model, ds: Dataset, cfg: Config, keep_prob, t
     try:
         while w.epoch < cfg.epochs:
             before = w.totals.copy()
-            w.pos = train_span(
-                ds.ids, w.pos, w.end, _JOB_WORDS, model.emb_in, model.emb_out, model.bias, keep_prob,
+            span_done = train_span(
+                ds.ids, w.cursor, w.end, _JOB_WORDS, model.emb_in, model.emb_out, model.bias, keep_prob,
                 cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
                 cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", log_p, log1m_p,
                 cfg.alpha, cfg.min_alpha, progress.words_done, progress.total_words, w.rng_pairs,
@@ -181,9 +185,9 @@ def _run_worker(w: _Worker, model: Model, ds: Dataset, cfg: Config, keep_prob, t
                 ep[1] += int(pairs)
                 if progress.error is not None:
                     return
-            if w.pos >= w.end:
+            if span_done:
                 w.epoch += 1
-                w.pos = w.start
+                w.cursor = new_cursor(w.start)
     except BaseException as e:  # reported by the main thread
         with progress.lock:
             progress.error = progress.error or e
