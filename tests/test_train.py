@@ -3,7 +3,7 @@ import pytest
 
 from w2v.config import Config
 from w2v.io import read_word2vec_text
-from w2v.train import train
+from w2v.run import train
 
 
 def small_cfg(**kw):

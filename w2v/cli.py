@@ -74,36 +74,57 @@ def main():
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("corpus", nargs=-1, required=True)
+@click.argument("corpus", nargs=-1)
 @click.option("-o", "--output", default="w2v-run", show_default=True, type=click.Path(file_okay=False),
-              help="run directory: vectors.txt and config.yaml are written there")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bar or log lines")
+              help="run directory: vectors, vocab.txt, config.yaml, log.jsonl, checkpoint.npz")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="continue the run in this directory from its checkpoint (with --epochs: to that many epochs)")
+@click.option("--format", "fmt", type=click.Choice(["text", "binary", "npy", "projector"]), default=None,
+              help="vectors format [config: format, default text]")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
 @pipeline_options
-def train(corpus, output, quiet, config_path, **overrides):
+def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
 
-    Options come from the defaults, then --config, then the flags here. Writes OUTPUT/vectors.txt
-    (word2vec text format) and OUTPUT/config.yaml (the resolved config).
+    Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
+    vectors (vectors.txt, word2vec text format, unless --format), vocab.txt, config.yaml (the
+    resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a couple of
+    seconds, saves the checkpoint and vectors.partial.txt, and prints the command that continues.
 
     \b
     Examples:
       w2v train text8 --output run
       w2v train corpus/ --config configs/tf_word2vec_basic.yaml --epochs 1
       w2v train a.txt b.txt.gz --dim 200 --workers 1 --seed 7
+      w2v train --resume run                # the rest of an interrupted run
+      w2v train --resume run --epochs 10    # or more epochs
     """
-    try:
-        cfg = _load_config(config_path, overrides)
-        from .train import TrainingError
-        from .train import train as train_model
+    from .train import Interrupted, TrainingError
 
-        log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-        train_model(list(corpus), cfg, output, show_progress=None if not quiet else False, log=log)
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    show = False if quiet else None
+    try:
+        if resume_dir is not None:
+            extra = [k for k, v in overrides.items() if v is not None and k != "epochs"]
+            if corpus or config_path or extra or fmt:
+                _fail("--resume takes the run's own corpus and config; only --epochs may change")
+            from .run import resume
+
+            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log)
+            return
+        if not corpus:
+            _fail("give a CORPUS to train on (or --resume DIR)")
+        overrides["format"] = fmt
+        cfg = _load_config(config_path, overrides)
+        from .run import train as train_run
+
+        train_run(list(corpus), cfg, output, show_progress=show, log=log)
     except _user_errors() as e:
         _fail(str(e))
     except TrainingError as e:
         _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except Interrupted as e:
+        sys.exit(e.code)
 
 
 @main.command("sample-pairs", context_settings=CONTEXT)
@@ -201,6 +222,62 @@ def _stats_table(st) -> str:
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("source", type=click.Path())
+@click.option("--to", "to", type=click.Choice(["text", "binary", "npy", "projector"]), required=True,
+              help="text/binary: word2vec files; npy: OUT/vectors.npy + OUT/vocab.txt; "
+                   "projector: OUT/vectors.tsv + OUT/metadata.tsv for TensorBoard")
+@click.argument("out", type=click.Path())
+@click.option("--which", type=click.Choice(["input", "output", "both"]), default="input", show_default=True,
+              help="input: the word vectors; output: NCE output weights; both: the two side by side [V, 2D]")
+@click.option("--limit", default=0, type=click.IntRange(min=0), help="only the N most frequent words (0 = all)")
+def export(source, to, out, which, limit):
+    """Export SOURCE (a run directory or a word2vec text/binary file) for other tools.
+
+    OUT is a file for text and binary, a directory for npy and projector. Output vectors
+    (--which output/both) come from a run directory's checkpoint.
+
+    \b
+    Examples:
+      w2v export w2v-run --to binary vectors.bin        # gensim: load_word2vec_format(..., binary=True)
+      w2v export w2v-run --to projector proj --limit 10000   # projector.tensorflow.org: Load
+      w2v export w2v-run/vectors.txt --to npy arrays    # numpy.load('arrays/vectors.npy')
+    """
+    from .export import export as export_vectors
+
+    try:
+        path = export_vectors(source, to, out, which, limit)
+    except _user_errors() as e:
+        _fail(str(e))
+    click.echo(f"wrote {path}", err=True)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="PNG to write [default: RUN_DIR/report.png]")
+@click.option("--words", "n_words", default=100, show_default=True, type=click.IntRange(min=2),
+              help="most frequent words on the PCA map")
+def report(run_dir, output, n_words):
+    """A PNG of a run: loss and learning rate over training, and a 2-D PCA map of frequent words.
+
+    Needs matplotlib (pip install 'w2v[report]'); draws without a screen.
+
+    \b
+    Example:
+      w2v report w2v-run && xdg-open w2v-run/report.png
+    """
+    try:
+        from .report import make_report
+    except ImportError:
+        _fail("w2v report needs matplotlib: pip install 'w2v[report]'")
+    try:
+        path = make_report(run_dir, output, n_words)
+    except _user_errors() as e:
+        _fail(str(e))
+    click.echo(f"wrote {path}", err=True)
+
+
+@main.command(context_settings=CONTEXT)
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.argument("words", nargs=-1, required=True)
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="neighbours per word")
@@ -215,7 +292,7 @@ def similar(vectors, words, k):
 
     try:
         vecs = Vectors.load(vectors)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, UnicodeDecodeError) as e:
         _fail(f"cannot read vectors {vectors}: {getattr(e, 'strerror', None) or e}")
     status = 0
     for word in words:

@@ -45,6 +45,10 @@ class Config:
     seed: int = _opt(1, "seed of every random draw; with workers 1 runs repeat bit for bit")
     workers: int = _opt(0, "training threads (0 = one per CPU core)")
     # I/O
+    format: str = _opt("text", "vectors file of a run: word2vec text, word2vec binary, npy or projector files",
+                       choices=("text", "binary", "npy", "projector"))
+    log_interval: float = _opt(30.0, "seconds between log.jsonl lines at most (there is also one every 1%)")
+    checkpoint_interval: float = _opt(600.0, "seconds between checkpoints while training (0 = only at the end)")
     cache_dir: str = _opt("~/.cache/w2v", "where the encoded corpus is cached ('' = no cache)")
     chunk_bytes: int = _opt(1 << 20, "bytes read at a time; bounds memory on files with no newline")
 
@@ -92,6 +96,8 @@ def validate(cfg: Config, vocab_size: int | None = None) -> Config:
         (cfg.epochs >= 1, "epochs must be >= 1"),
         (cfg.workers >= 0, "workers must be >= 0 (0 = one per core)"),
         (cfg.chunk_bytes >= 64, "chunk_bytes must be >= 64"),
+        (cfg.log_interval > 0, "log_interval must be > 0"),
+        (cfg.checkpoint_interval >= 0, "checkpoint_interval must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,4 +1,4 @@
-"""Looking at vectors: nearest neighbours by cosine similarity."""
+"""Looking at vectors: nearest neighbours by cosine similarity (text or binary word2vec files)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ class Vectors:
 
     @classmethod
     def load(cls, path) -> Vectors:
-        from .io import read_word2vec_text
+        from .io import read_vectors
 
-        return cls(*read_word2vec_text(path))
+        return cls(*read_vectors(path))
 
     def id(self, word: str) -> int:
         try:

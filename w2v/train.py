@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .config import Config, save_config, validate
-from .dataset import Dataset, prepare
-from .io import write_word2vec_text
+from .config import Config, validate
+from .dataset import Dataset
 from .nce import nce_sgd_step
 from .pairs import N_PAIRS, NEXT, keep_probabilities, new_cursor, next_batch, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
@@ -98,6 +97,11 @@ class Model:
     def vector(self, word: str) -> np.ndarray:
         return self.emb_in[self.words.index(word)]
 
+    def vocab_save(self, path) -> None:
+        from .vocab import Vocab
+
+        Vocab(self.words, self.counts).save(path)
+
 
 def init_model(dataset: Dataset, cfg: Config) -> Model:
     vocab_size, dim = len(dataset.vocab), cfg.dim
@@ -115,7 +119,7 @@ def init_model(dataset: Dataset, cfg: Config) -> Model:
 
 
 class _Worker:
-    """One thread's state: its span, RNG streams and scratch buffers."""
+    """One thread's state: its span, where it is in it, its RNG streams and scratch buffers."""
 
     def __init__(self, index: int, span, cfg: Config, vocab_size: int):
         self.index = index
@@ -124,6 +128,8 @@ class _Worker:
         self.epoch = 0
         self.rng_pairs = make_state(cfg.seed, index, PAIRS)
         self.rng_neg = make_state(cfg.seed, index, NEGATIVES)
+        # stamp[k] == mark flags ids drawn in the current batch; marks only grow, so a resumed
+        # worker can start from a zero stamp array and draw the same ids.
         self.stamp = np.zeros(vocab_size, dtype=np.int64)
         self.mark = np.zeros(1, dtype=np.int64)
         cap = cfg.max_sentence_length * 2 * cfg.window
@@ -143,14 +149,19 @@ class _Worker:
 
 @dataclass
 class Progress:
-    """Shared by the workers: words done (drives the learning rate) and recent losses."""
+    """Shared by the workers and the main thread, under ``lock``."""
     total_words: int
-    words_done: int = 0
+    words_done: int = 0  # drives the learning rate
     pairs: int = 0
+    seconds: float = 0.0  # training time of earlier sessions of a resumed run
     recent: deque = field(default_factory=lambda: deque(maxlen=40))  # (loss sum, pairs) per job
     epoch_loss: dict = field(default_factory=dict)  # epoch -> [loss sum, pairs]
     error: BaseException | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: bool = False  # finish the current job, then return
+    pause: bool = False  # finish the current job, then wait (for a checkpoint)
+    paused: int = 0
+    finished: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
 
     def recent_loss(self) -> float:
         loss = sum(r[0] for r in self.recent)
@@ -158,110 +169,227 @@ class Progress:
         return loss / pairs if pairs else float("nan")
 
 
-def _run_worker(w: _Worker, model: Model, ds: Dataset, cfg: Config, keep_prob, tables, progress: Progress,
-                trace: np.ndarray):
-    log_p, log1m_p = tables
-    try:
-        while w.epoch < cfg.epochs:
-            before = w.totals.copy()
-            span_done = train_span(
-                ds.ids, w.cursor, w.end, _JOB_WORDS, model.emb_in, model.emb_out, model.bias, keep_prob,
-                cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
-                cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", log_p, log1m_p,
-                cfg.alpha, cfg.min_alpha, progress.words_done, progress.total_words, w.rng_pairs,
-                w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
-                w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.totals, trace)
-            words, pairs, loss = (w.totals[:3] - before[:3])
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} in epoch {w.epoch + 1}: the learning rate (alpha="
-                    f"{cfg.alpha}) is probably too large for this batch_size/num_sampled; lower it")
-            with progress.lock:
-                progress.words_done += int(words)
-                progress.pairs += int(pairs)
-                progress.recent.append((loss, pairs))
-                ep = progress.epoch_loss.setdefault(w.epoch, [0.0, 0])
-                ep[0] += loss
-                ep[1] += int(pairs)
-                if progress.error is not None:
-                    return
-            if span_done:
-                w.epoch += 1
-                w.cursor = new_cursor(w.start)
-    except BaseException as e:  # reported by the main thread
-        with progress.lock:
-            progress.error = progress.error or e
+class Interrupted(Exception):
+    """Training stopped on a signal after saving a checkpoint; ``code`` is the exit status."""
+
+    def __init__(self, signum: int, run_dir: Path | None):
+        self.signum, self.run_dir = signum, run_dir
+        self.code = 128 + signum
+        super().__init__(f"stopped by signal {signum}")
+
+
+class Trainer:
+    """Training of one model on one dataset: fresh, or continued from a checkpoint's state."""
+
+    def __init__(self, dataset: Dataset, cfg: Config, model: Model | None = None):
+        validate(cfg, len(dataset.vocab))
+        self.dataset, self.cfg = dataset, cfg
+        self.model = model or init_model(dataset, cfg)
+        self.workers = [_Worker(i, span, cfg, len(dataset.vocab))
+                        for i, span in enumerate(worker_spans(len(dataset.ids), cfg.resolved_workers()))]
+        self.progress = Progress(total_words=max(1, dataset.n_words * cfg.epochs))
+        self.keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
+        self.tables = log_tables(len(dataset.vocab))
+
+    @property
+    def done(self) -> bool:
+        return all(w.epoch >= self.cfg.epochs for w in self.workers)
+
+    def learning_rate(self) -> float:
+        return learning_rate(self.cfg.alpha, self.cfg.min_alpha, self.progress.words_done, self.progress.total_words)
+
+    def _work(self, w: _Worker, trace: np.ndarray):
+        cfg, ds, model, progress = self.cfg, self.dataset, self.model, self.progress
+        log_p, log1m_p = self.tables
+        try:
+            while w.epoch < cfg.epochs:
+                with progress.cond:
+                    if progress.pause:
+                        progress.paused += 1
+                        progress.cond.notify_all()
+                        progress.cond.wait_for(lambda: not progress.pause)
+                        progress.paused -= 1
+                    if progress.stop or progress.error is not None:
+                        return
+                    words_before = progress.words_done
+                before = w.totals.copy()
+                span_done = train_span(
+                    ds.ids, w.cursor, w.end, _JOB_WORDS, model.emb_in, model.emb_out, model.bias, self.keep_prob,
+                    cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
+                    cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", log_p, log1m_p,
+                    cfg.alpha, cfg.min_alpha, words_before, progress.total_words, w.rng_pairs,
+                    w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
+                    w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.totals, trace)
+                words, pairs, loss = (w.totals[:3] - before[:3])
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"the loss became {loss} in epoch {w.epoch + 1}: the learning rate (alpha={cfg.alpha}) is "
+                        "probably too large for this batch_size/num_sampled; lower alpha")
+                with progress.cond:
+                    progress.words_done += int(words)
+                    progress.pairs += int(pairs)
+                    progress.recent.append((loss, pairs))
+                    ep = progress.epoch_loss.setdefault(w.epoch, [0.0, 0])
+                    ep[0] += loss
+                    ep[1] += int(pairs)
+                if span_done:
+                    w.epoch += 1
+                    w.cursor = new_cursor(w.start)
+        except BaseException as e:  # reported by the main thread
+            with progress.cond:
+                progress.error = progress.error or e
+        finally:
+            with progress.cond:
+                progress.finished += 1
+                progress.cond.notify_all()
+
+    def _paused(self):
+        """Context: every worker waits at a job boundary, so the state is consistent."""
+        trainer = self
+
+        class _Pause:
+            def __enter__(self):
+                p = trainer.progress
+                with p.cond:
+                    p.pause = True
+                    p.cond.wait_for(lambda: p.paused + p.finished >= len(trainer.workers))
+
+            def __exit__(self, *exc):
+                p = trainer.progress
+                with p.cond:
+                    p.pause = False
+                    p.cond.notify_all()
+
+        return _Pause()
+
+    def run(self, show_progress: bool | None = None, trace: np.ndarray | None = None, on_log=None,
+            log_interval: float = 30.0, checkpoint=None, checkpoint_interval: float = 0.0, stop_signals=True) -> bool:
+        """Train until every epoch is done (True) or a SIGINT/SIGTERM stops it (False).
+
+        ``on_log(record)`` is called every 1% of the run and every ``log_interval`` seconds;
+        ``checkpoint()`` every ``checkpoint_interval`` seconds (0 = never), with the workers paused.
+        """
+        import signal
+
+        from tqdm import tqdm
+
+        progress = self.progress
+        trace = trace if trace is not None else np.zeros((0, 2), dtype=np.int32)
+        if show_progress is None:
+            show_progress = sys.stderr.isatty()
+        caught: list[int] = []
+        previous = {}
+        if stop_signals and threading.current_thread() is threading.main_thread():
+            def on_signal(signum, frame):
+                caught.append(signum)
+                with progress.cond:
+                    progress.stop = True
+                    progress.cond.notify_all()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
+        bar = tqdm(total=progress.total_words, initial=progress.words_done, unit="w", unit_scale=True,
+                   disable=not show_progress, dynamic_ncols=True, smoothing=0.1)
+        threads = [threading.Thread(target=self._work, args=(w, trace), daemon=True)
+                   for w in self.workers if w.epoch < self.cfg.epochs]
+        t0 = time.perf_counter()
+        start_words = progress.words_done
+        last_log = (t0, progress.words_done)
+        last_checkpoint = t0
+        step = max(1, progress.total_words // 100)
+        try:
+            for t in threads:
+                t.start()
+            shown = progress.words_done
+            while alive := [t for t in threads if t.is_alive()]:
+                alive[0].join(timeout=0.2)
+                now = time.perf_counter()
+                with progress.cond:
+                    done, loss = progress.words_done, progress.recent_loss()
+                bar.update(done - shown)
+                shown = done
+                bar.set_postfix_str(f"loss {loss:.4f} lr {self.learning_rate():.5f}", refresh=False)
+                if on_log and (done // step > last_log[1] // step or now - last_log[0] >= log_interval):
+                    on_log(self._log_record(done, loss, (done - last_log[1]) / max(now - last_log[0], 1e-9),
+                                            progress.seconds + now - t0))
+                    last_log = (now, done)
+                if checkpoint and checkpoint_interval and now - last_checkpoint >= checkpoint_interval \
+                        and progress.error is None and not progress.stop:
+                    with self._paused():
+                        if progress.error is None:
+                            progress.seconds += time.perf_counter() - t0
+                            t0 = time.perf_counter()
+                            checkpoint()
+                    last_checkpoint = time.perf_counter()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            bar.close()
+        progress.seconds += time.perf_counter() - t0
+        if progress.error is not None:
+            raise progress.error
+        if on_log and progress.words_done != last_log[1]:
+            now = time.perf_counter()
+            on_log(self._log_record(progress.words_done, progress.recent_loss(),
+                                    (progress.words_done - last_log[1]) / max(now - last_log[0], 1e-9),
+                                    progress.seconds))
+        self.session_words_per_sec = (progress.words_done - start_words) / max(time.perf_counter() - t0, 1e-9)
+        self.caught = caught
+        return not caught
+
+    def _log_record(self, words: int, loss: float, rate: float, seconds: float) -> dict:
+        """One log.jsonl line: loss is the mean per pair over recent jobs, words_per_sec since the last line."""
+        n = max(1, self.dataset.n_words)
+        return {"words": int(words), "epoch": int(min(self.cfg.epochs, words // n + 1)),
+                "progress": words / self.progress.total_words, "learning_rate": self.learning_rate(),
+                "loss": loss if math.isfinite(loss) else None, "words_per_sec": rate, "seconds": seconds}
+
+    def epoch_losses(self) -> dict[int, float]:
+        return {e + 1: v[0] / max(1, v[1]) for e, v in sorted(self.progress.epoch_loss.items())}
+
+    # checkpoint state: everything needed to continue bit for bit (with one worker)
+    def state_arrays(self) -> dict:
+        p = self.progress
+        return {
+            "cursors": np.stack([w.cursor for w in self.workers]),
+            "epochs": np.array([w.epoch for w in self.workers], np.int64),
+            "rng_pairs": np.concatenate([w.rng_pairs for w in self.workers]),
+            "rng_neg": np.concatenate([w.rng_neg for w in self.workers]),
+            "marks": np.concatenate([w.mark for w in self.workers]),
+            "totals": np.stack([w.totals for w in self.workers]),
+            "words_done": np.int64(p.words_done), "pairs": np.int64(p.pairs), "seconds": np.float64(p.seconds),
+            "epoch_loss": np.array([[e, v[0], v[1]] for e, v in sorted(p.epoch_loss.items())], np.float64).reshape(-1, 3),
+        }
+
+    def load_state(self, st: dict) -> None:
+        if len(st["cursors"]) != len(self.workers):
+            raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers; resume with the same number")
+        for i, w in enumerate(self.workers):
+            w.cursor[:] = st["cursors"][i]
+            w.epoch = int(st["epochs"][i])
+            w.rng_pairs[:] = st["rng_pairs"][i:i + 1]
+            w.rng_neg[:] = st["rng_neg"][i:i + 1]
+            w.mark[:] = st["marks"][i:i + 1]
+            w.totals[:] = st["totals"][i]
+        p = self.progress
+        p.words_done, p.pairs, p.seconds = int(st["words_done"]), int(st["pairs"]), float(st["seconds"])
+        p.epoch_loss = {int(e): [loss, int(n)] for e, loss, n in st["epoch_loss"]}
 
 
 def fit(dataset: Dataset, cfg: Config, show_progress: bool | None = None, trace: np.ndarray | None = None,
         log=lambda msg: None) -> Model:
-    """Train a model on an encoded dataset (all epochs); returns it."""
-    validate(cfg, len(dataset.vocab))
-    from tqdm import tqdm
+    """Train a fresh model on an encoded dataset (all epochs, no files); returns it."""
+    trainer = Trainer(dataset, cfg)
+    trainer.run(show_progress, trace, stop_signals=False)
+    return _finish(trainer, log)
 
-    workers = cfg.resolved_workers()
-    model = init_model(dataset, cfg)
-    keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
-    tables = log_tables(len(dataset.vocab))
-    progress = Progress(total_words=max(1, dataset.n_words * cfg.epochs))
-    trace = trace if trace is not None else np.zeros((0, 2), dtype=np.int32)
-    spans = worker_spans(len(dataset.ids), workers)
-    state = [_Worker(i, spans[i], cfg, len(dataset.vocab)) for i in range(workers)]
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
-    bar = tqdm(total=progress.total_words, unit="w", unit_scale=True, disable=not show_progress,
-               dynamic_ncols=True, smoothing=0.1)
-    threads = [threading.Thread(target=_run_worker, daemon=True,
-                                args=(w, model, dataset, cfg, keep_prob, tables, progress, trace))
-               for w in state]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    shown = 0
-    while alive := [t for t in threads if t.is_alive()]:
-        alive[0].join(timeout=0.25)
-        with progress.lock:
-            done, loss = progress.words_done, progress.recent_loss()
-        bar.update(done - shown)
-        shown = done
-        bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
-    bar.update(progress.words_done - shown)
-    bar.close()
-    if progress.error is not None:
-        raise progress.error
-    seconds = time.perf_counter() - t0
-    model.train_seconds = seconds
-    model.words_per_sec = progress.words_done / seconds if seconds else 0.0
-    model.epoch_loss = {e + 1: v[0] / max(1, v[1]) for e, v in sorted(progress.epoch_loss.items())}
-    log(f"trained {progress.words_done:,} words ({progress.pairs:,} pairs) in {seconds:.1f}s: "
-        f"{model.words_per_sec:,.0f} words/s with {workers} worker(s); mean loss per pair by epoch: "
+
+def _finish(trainer: Trainer, log) -> Model:
+    model, p = trainer.model, trainer.progress
+    model.train_seconds = p.seconds
+    model.words_per_sec = p.words_done / p.seconds if p.seconds else 0.0
+    model.epoch_loss = trainer.epoch_losses()
+    log(f"trained {p.words_done:,} words ({p.pairs:,} pairs) in {p.seconds:.1f}s: {model.words_per_sec:,.0f} "
+        f"words/s with {len(trainer.workers)} worker(s); mean loss per pair by epoch: "
         + ", ".join(f"{v:.4f}" for v in model.epoch_loss.values()))
-    return model
-
-
-def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-run",
-          show_progress: bool | None = None, log=lambda msg: None) -> Model:
-    """The whole pipeline: corpus file(s) -> vocabulary -> training -> ``output``/vectors.txt.
-
-    ``output`` also receives ``config.yaml``, the resolved config (workers made explicit).
-    """
-    cfg = validate(cfg or Config())
-    cfg = Config(**{**cfg.to_dict(), "workers": cfg.resolved_workers()})
-    out = Path(output) if output is not None else None
-    if out is not None:
-        from .io import OutputError
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"cannot create output directory {out}: {e.strerror or e}") from None
-    dataset = prepare(corpus, cfg, log)
-    log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
-        f"{len(dataset.vocab):,} words")
-    if dataset.stats.get("invalid_utf8"):
-        log(f"warning: replaced {dataset.stats['invalid_utf8']} invalid UTF-8 sequence(s)")
-    model = fit(dataset, cfg, show_progress, log=log)
-    if out is not None:
-        save_config(cfg, out / "config.yaml")
-        write_word2vec_text(out / "vectors.txt", model.words, model.emb_in)
-        log(f"wrote {out / 'vectors.txt'} ({len(model.words)} x {cfg.dim})")
     return model

@@ -1,0 +1,161 @@
+"""A training run directory: what ``w2v train`` leaves behind, and how a run continues.
+
+DIR/vectors.txt (or the ``format`` chosen), vocab.txt, config.yaml (the resolved config),
+log.jsonl (a JSON line every 1% of the run and every ``log_interval`` seconds) and
+checkpoint.npz: both matrices, the biases, vocabulary, config, corpus paths, progress and every
+worker's RNG state and position, so ``w2v train --resume DIR`` continues bit for bit (one worker).
+A run stopped by SIGINT/SIGTERM writes the checkpoint and vectors.partial.txt instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, ConfigError, save_config
+from .dataset import prepare
+from .io import OutputError, atomic_open
+from .train import Interrupted, Model, Trainer, TrainingError, _finish
+
+CHECKPOINT = "checkpoint.npz"
+PARTIAL = "vectors.partial.txt"
+_CHECKPOINT_VERSION = 1
+
+
+def _make_dir(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output directory {out}: {e.strerror or e}") from None
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"cannot write to output directory {out}: permission denied")
+    return out
+
+
+def save_checkpoint(path: Path, trainer: Trainer, corpus: list[str]) -> None:
+    import yaml
+
+    m = trainer.model
+    arrays = {
+        "version": np.int64(_CHECKPOINT_VERSION), "emb_in": m.emb_in, "emb_out": m.emb_out, "bias": m.bias,
+        "words": np.array(m.words), "counts": m.counts, "config": np.array(yaml.safe_dump(trainer.cfg.to_dict())),
+        "corpus": np.array([str(Path(c).resolve()) for c in corpus]), "n_words": np.int64(trainer.dataset.n_words),
+        **trainer.state_arrays(),
+    }
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise OutputError(f"cannot read checkpoint {path}: {e}") from None
+    if int(data.get("version", -1)) != _CHECKPOINT_VERSION:
+        raise OutputError(f"{path} is not a w2v checkpoint of this version")
+    return data
+
+
+class Run:
+    """Files of one run directory, written atomically (temporary name, then rename)."""
+
+    def __init__(self, out: Path, cfg: Config, corpus: list[str]):
+        self.out, self.cfg, self.corpus = out, cfg, corpus
+
+    def log_line(self, record: dict) -> None:
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def checkpoint(self, trainer: Trainer) -> None:
+        save_checkpoint(self.out / CHECKPOINT, trainer, self.corpus)
+
+    def write_outputs(self, model: Model, partial: bool = False) -> Path:
+        from .export import write_vectors
+
+        model.vocab_save(self.out / "vocab.txt")
+        save_config(self.cfg, self.out / "config.yaml")
+        if partial:
+            from .io import write_word2vec_text
+
+            write_word2vec_text(self.out / PARTIAL, model.words, model.emb_in)
+            return self.out / PARTIAL
+        path = write_vectors(self.out, model.words, model.counts, model.emb_in, self.cfg.format)
+        stale = self.out / PARTIAL
+        if stale.exists():
+            stale.unlink()
+        return path
+
+
+def _train(trainer: Trainer, run: Run | None, show_progress, log) -> Model:
+    ok = trainer.run(show_progress, on_log=run.log_line if run else None, log_interval=trainer.cfg.log_interval,
+                     checkpoint=(lambda: run.checkpoint(trainer)) if run else None,
+                     checkpoint_interval=trainer.cfg.checkpoint_interval)
+    model = _finish(trainer, log)
+    if run is None:
+        if not ok:
+            raise Interrupted(trainer.caught[0], None)
+        return model
+    run.checkpoint(trainer)
+    if not ok:
+        path = run.write_outputs(model, partial=True)
+        log(f"stopped: checkpoint and the vectors so far ({path}) saved; continue with:\n"
+            f"  w2v train --resume {run.out}")
+        raise Interrupted(trainer.caught[0], run.out)
+    path = run.write_outputs(model)
+    log(f"wrote {path} ({len(model.words)} x {trainer.cfg.dim}) and the run files in {run.out}/")
+    return model
+
+
+def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-run",
+          show_progress: bool | None = None, log=lambda msg: None) -> Model:
+    """The whole pipeline: corpus file(s) -> vocabulary -> training -> the run directory ``output``
+    (None: train in memory only). Raises ``Interrupted`` after saving on SIGINT/SIGTERM."""
+    from .config import validate
+
+    cfg = validate(cfg or Config())
+    cfg = Config(**{**cfg.to_dict(), "workers": cfg.resolved_workers()})
+    corpus = [str(c) for c in ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus)]
+    out = _make_dir(Path(output)) if output is not None else None
+    dataset = prepare(corpus, cfg, log)
+    log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
+        f"{len(dataset.vocab):,} words")
+    if dataset.stats.get("invalid_utf8"):
+        log(f"warning: replaced {dataset.stats['invalid_utf8']} invalid UTF-8 sequence(s) by U+FFFD")
+    trainer = Trainer(dataset, cfg)
+    run = None
+    if out is not None:
+        run = Run(out, cfg, corpus)
+        (out / "log.jsonl").unlink(missing_ok=True)
+        save_config(cfg, out / "config.yaml")
+    return _train(trainer, run, show_progress, log)
+
+
+def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None) -> Model:
+    """Continue the run in ``run_dir`` from its checkpoint: the rest of an interrupted run, or more
+    epochs (``epochs`` is the new total). The learning rate and word count go on where they were."""
+    import yaml
+
+    out = Path(run_dir)
+    ck_path = out / CHECKPOINT
+    if not ck_path.exists():
+        raise OutputError(f"no checkpoint in {out} (expected {ck_path})")
+    ck = load_checkpoint(ck_path)
+    cfg = Config(**yaml.safe_load(str(ck["config"])))
+    if epochs is not None:
+        if epochs < cfg.epochs:
+            raise ConfigError(f"--epochs {epochs} is below the run's {cfg.epochs}; a resumed run can only go further")
+        cfg = Config(**{**cfg.to_dict(), "epochs": epochs})
+    corpus = [str(c) for c in ck["corpus"]]
+    dataset = prepare(corpus, cfg, log)
+    if dataset.vocab.words != ck["words"].tolist() or dataset.n_words != int(ck["n_words"]):
+        raise TrainingError(f"the corpus {' '.join(corpus)} changed since the checkpoint; it cannot be resumed")
+    model = Model(dataset.vocab.words, dataset.vocab.counts, ck["emb_in"].copy(), ck["emb_out"].copy(),
+                  ck["bias"].copy(), cfg)
+    trainer = Trainer(dataset, cfg, model)
+    trainer.load_state(ck)
+    log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
+    return _train(trainer, Run(out, cfg, corpus), show_progress, log)
