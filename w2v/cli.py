@@ -81,7 +81,8 @@ def main():
               help="continue the run in this directory from its checkpoint (with --epochs: to that many epochs)")
 @click.option("--format", "fmt", type=click.Choice(["text", "binary", "npy", "projector"]), default=None,
               help="vectors format [config: format, default text]")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
+@click.option("-q", "--quiet", is_flag=True,
+              help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
 @pipeline_options
 def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
@@ -158,7 +159,8 @@ def sample_pairs(corpus, num, skip, fmt, ids, negatives, stats, max_tokens, conf
     try:
         cfg = _load_config(config_path, overrides)
         from .dataset import prepare
-        from .inspect import pair_stats, sample_pairs as pairs_of
+        from .inspect import pair_stats
+        from .inspect import sample_pairs as pairs_of
 
         dataset = prepare(list(corpus), cfg)
         if stats:

@@ -48,7 +48,8 @@ def sample_pairs(dataset: Dataset, cfg: Config, num: int = 20, skip: int = 0,
                 "sampled": [{"word": words[k], "id": k, "expected_count": float(q)}
                             for k, q in zip(batch.sampled.tolist(), q_sampled.tolist(), strict=True)],
                 "true_expected_count": [float(q) for q in q_true.tolist()],
-                "accidental_hits": [{"pair": first + int(r), "position": int(j)} for r, j in zip(*np.nonzero(hits))],
+                "accidental_hits": [{"pair": first + int(r), "position": int(j)}
+                                    for r, j in zip(*np.nonzero(hits), strict=True)],
                 "removed": bool(cfg.remove_accidental_hits),
             }
         if seen >= skip + num:

@@ -358,7 +358,8 @@ class Trainer:
             "marks": np.concatenate([w.mark for w in self.workers]),
             "totals": np.stack([w.totals for w in self.workers]),
             "words_done": np.int64(p.words_done), "pairs": np.int64(p.pairs), "seconds": np.float64(p.seconds),
-            "epoch_loss": np.array([[e, v[0], v[1]] for e, v in sorted(p.epoch_loss.items())], np.float64).reshape(-1, 3),
+            "epoch_loss": np.array([[e, v[0], v[1]] for e, v in sorted(p.epoch_loss.items())],
+                                   np.float64).reshape(-1, 3),
         }
 
     def load_state(self, st: dict) -> None:
