@@ -160,6 +160,7 @@ class Progress:
     stop: bool = False  # finish the current job, then return
     pause: bool = False  # finish the current job, then wait (for a checkpoint)
     paused: int = 0
+    pending: list = field(default_factory=list)  # (words, recent loss, time) log points to write
     finished: int = 0
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -190,6 +191,9 @@ class Trainer:
         self.progress = Progress(total_words=max(1, dataset.n_words * cfg.epochs))
         self.keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
         self.tables = log_tables(len(dataset.vocab))
+        # words per call of the kernel: small enough for progress and logs to keep up (and for a
+        # signal to stop the run within a fraction of a second), large enough to hide Python
+        self.job_words = max(1000, min(_JOB_WORDS, self.progress.total_words // 200))
 
     @property
     def done(self) -> bool:
@@ -214,7 +218,7 @@ class Trainer:
                     words_before = progress.words_done
                 before = w.totals.copy()
                 span_done = train_span(
-                    ds.ids, w.cursor, w.end, _JOB_WORDS, model.emb_in, model.emb_out, model.bias, self.keep_prob,
+                    ds.ids, w.cursor, w.end, self.job_words, model.emb_in, model.emb_out, model.bias, self.keep_prob,
                     cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
                     cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", log_p, log1m_p,
                     cfg.alpha, cfg.min_alpha, words_before, progress.total_words, w.rng_pairs,
@@ -226,9 +230,14 @@ class Trainer:
                         f"the loss became {loss} in epoch {w.epoch + 1}: the learning rate (alpha={cfg.alpha}) is "
                         "probably too large for this batch_size/num_sampled; lower alpha")
                 with progress.cond:
+                    step = max(1, progress.total_words // 100)
+                    crossed = (progress.words_done + int(words)) // step > progress.words_done // step
                     progress.words_done += int(words)
                     progress.pairs += int(pairs)
                     progress.recent.append((loss, pairs))
+                    if crossed:  # a log.jsonl line every 1% of the run, snapshotted here
+                        progress.pending.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
+                        progress.cond.notify_all()
                     ep = progress.epoch_loss.setdefault(w.epoch, [0.0, 0])
                     ep[0] += loss
                     ep[1] += int(pairs)
@@ -296,23 +305,26 @@ class Trainer:
         start_words = progress.words_done
         last_log = (t0, progress.words_done)
         last_checkpoint = t0
-        step = max(1, progress.total_words // 100)
         try:
             for t in threads:
                 t.start()
             shown = progress.words_done
             while alive := [t for t in threads if t.is_alive()]:
-                alive[0].join(timeout=0.2)
-                now = time.perf_counter()
-                with progress.cond:
+                with progress.cond:  # wake for a log point, or every 0.2 s
+                    progress.cond.wait_for(lambda: progress.pending or progress.finished == len(threads),
+                                           timeout=0.2)
                     done, loss = progress.words_done, progress.recent_loss()
+                    points, progress.pending = progress.pending, []
+                now = time.perf_counter()
                 bar.update(done - shown)
                 shown = done
                 bar.set_postfix_str(f"loss {loss:.4f} lr {self.learning_rate():.5f}", refresh=False)
-                if on_log and (done // step > last_log[1] // step or now - last_log[0] >= log_interval):
-                    on_log(self._log_record(done, loss, (done - last_log[1]) / max(now - last_log[0], 1e-9),
-                                            progress.seconds + now - t0))
-                    last_log = (now, done)
+                if on_log and not points and now - last_log[0] >= log_interval:
+                    points = [(done, loss, now)]
+                for words, point_loss, t in points if on_log else ():
+                    on_log(self._log_record(words, point_loss, (words - last_log[1]) / max(t - last_log[0], 1e-9),
+                                            progress.seconds + t - t0))
+                    last_log = (t, words)
                 if checkpoint and checkpoint_interval and now - last_checkpoint >= checkpoint_interval \
                         and progress.error is None and not progress.stop:
                     with self._paused():
@@ -328,11 +340,13 @@ class Trainer:
         progress.seconds += time.perf_counter() - t0
         if progress.error is not None:
             raise progress.error
-        if on_log and progress.words_done != last_log[1]:
-            now = time.perf_counter()
-            on_log(self._log_record(progress.words_done, progress.recent_loss(),
-                                    (progress.words_done - last_log[1]) / max(now - last_log[0], 1e-9),
-                                    progress.seconds))
+        points, progress.pending = progress.pending, []
+        if on_log and progress.words_done != (points[-1][0] if points else last_log[1]):
+            points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
+        for words, point_loss, t in points if on_log else ():
+            on_log(self._log_record(words, point_loss, (words - last_log[1]) / max(t - last_log[0], 1e-9),
+                                    progress.seconds - (time.perf_counter() - t)))
+            last_log = (t, words)
         self.session_words_per_sec = (progress.words_done - start_words) / max(time.perf_counter() - t0, 1e-9)
         self.caught = caught
         return not caught
@@ -340,8 +354,9 @@ class Trainer:
     def _log_record(self, words: int, loss: float, rate: float, seconds: float) -> dict:
         """One log.jsonl line: loss is the mean per pair over recent jobs, words_per_sec since the last line."""
         n = max(1, self.dataset.n_words)
+        lr = learning_rate(self.cfg.alpha, self.cfg.min_alpha, words, self.progress.total_words)
         return {"words": int(words), "epoch": int(min(self.cfg.epochs, words // n + 1)),
-                "progress": words / self.progress.total_words, "learning_rate": self.learning_rate(),
+                "progress": words / self.progress.total_words, "learning_rate": lr,
                 "loss": loss if math.isfinite(loss) else None, "words_per_sec": rate, "seconds": seconds}
 
     def epoch_losses(self) -> dict[int, float]:
