@@ -96,7 +96,8 @@ def test_export_which_and_limit(run_dir, tmp_path):
     words, both = read_word2vec_text(tmp_path / "b.txt")
     assert np.array_equal(both, np.concatenate([model.emb_in, model.emb_out], 1))
     # a plain vectors file: input only, counts from the run's vocab.txt beside it
-    assert runner.invoke(main, ["export", str(out / "vectors.txt"), "--to", "projector", str(tmp_path / "p")]).exit_code == 0
+    plain = runner.invoke(main, ["export", str(out / "vectors.txt"), "--to", "projector", str(tmp_path / "p")])
+    assert plain.exit_code == 0
     assert (tmp_path / "p" / "metadata.tsv").read_text().splitlines()[1] == f"{model.words[0]}\t{model.counts[0]}"
     bad = runner.invoke(main, ["export", str(out / "vectors.txt"), "--to", "npy", str(tmp_path / "q"), "--which",
                                "output"])

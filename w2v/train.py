@@ -309,7 +309,7 @@ class Trainer:
             for t in threads:
                 t.start()
             shown = progress.words_done
-            while alive := [t for t in threads if t.is_alive()]:
+            while any(t.is_alive() for t in threads):
                 with progress.cond:  # wake for a log point, or every 0.2 s
                     progress.cond.wait_for(lambda: progress.pending or progress.finished == len(threads),
                                            timeout=0.2)
