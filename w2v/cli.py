@@ -24,8 +24,9 @@ def _user_errors():
     from .config import ConfigError
     from .corpus import CorpusError
     from .io import OutputError
+    from .train import ResourceError, TrainingError
 
-    return (ConfigError, CorpusError, OutputError)
+    return (ConfigError, CorpusError, OutputError, ResourceError, TrainingError)
 
 
 # Options shared by every command that builds the training pipeline: (flag, config key, type, help)
@@ -100,7 +101,7 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
       w2v train --resume run                # the rest of an interrupted run
       w2v train --resume run --epochs 10    # or more epochs
     """
-    from .train import Interrupted, TrainingError
+    from .train import Interrupted
 
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     show = False if quiet else None
@@ -121,8 +122,6 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
 
         train_run(list(corpus), cfg, output, show_progress=show, log=log)
     except _user_errors() as e:
-        _fail(str(e))
-    except TrainingError as e:
         _fail(str(e))
     except Interrupted as e:
         sys.exit(e.code)

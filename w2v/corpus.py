@@ -72,6 +72,16 @@ def iter_segments(paths, lowercase: bool = False, chunk_bytes: int = 1 << 20,
             yield from _file_segments(fh, path, lowercase, chunk_bytes, stats)
 
 
+def _refuse_binary(path, head: bytes, invalid: int) -> None:
+    """A file whose first chunk has NUL bytes or is mostly undecodable is not text: refuse it
+    rather than train on garbage (a little invalid UTF-8 is replaced and counted instead)."""
+    nul = head.count(b"\0")
+    if nul or invalid > max(8, len(head) // 10):
+        what = f"{nul} NUL bytes" if nul else f"{invalid} invalid UTF-8 sequences"
+        raise CorpusError(f"{path} looks like a binary file ({what} in its first {len(head)} bytes); "
+                          "w2v reads UTF-8 text")
+
+
 def _file_segments(fh, path, lowercase, chunk_bytes, stats):
     invalid = [0]
 
@@ -85,14 +95,18 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
     codecs.register_error(handler, count_and_replace)
     decoder = codecs.getincrementaldecoder("utf-8")(errors=handler)
     carry = ""
+    start_bytes = stats.bytes
     while True:
         try:
             raw = fh.read(chunk_bytes)
         except (OSError, EOFError, gzip.BadGzipFile) as e:
             raise CorpusError(f"cannot read {path}: {e}") from None
         final = not raw
+        first = stats.bytes == start_bytes
         stats.bytes += len(raw)
         text = carry + decoder.decode(raw, final=final)
+        if first and raw:
+            _refuse_binary(path, raw, invalid[0])
         if lowercase:
             text = text.lower()
         carry = ""

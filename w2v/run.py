@@ -18,7 +18,7 @@ import numpy as np
 from .config import Config, ConfigError, save_config
 from .dataset import prepare
 from .io import OutputError, atomic_open
-from .train import Interrupted, Model, Trainer, TrainingError, _finish
+from .train import Interrupted, Model, Trainer, TrainingError, _finish, check_memory
 
 CHECKPOINT = "checkpoint.npz"
 PARTIAL = "vectors.partial.txt"
@@ -125,6 +125,8 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
         f"{len(dataset.vocab):,} words")
     if dataset.stats.get("invalid_utf8"):
         log(f"warning: replaced {dataset.stats['invalid_utf8']} invalid UTF-8 sequence(s) by U+FFFD")
+    validate(cfg, len(dataset.vocab))
+    check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
     trainer = Trainer(dataset, cfg)
     run = None
     if out is not None:

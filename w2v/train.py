@@ -9,6 +9,7 @@ the parameters without locks (Hogwild), each with its own RNG streams and scratc
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -31,6 +32,10 @@ _JOB_WORDS = 50_000
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the CLI prints it as one line."""
+
+
+class ResourceError(ValueError):
+    """The machine cannot hold the model; the CLI prints it as one line."""
 
 
 @njit(cache=True, nogil=True)
@@ -101,6 +106,37 @@ class Model:
         from .vocab import Vocab
 
         Vocab(self.words, self.counts).save(path)
+
+
+def memory_needed(vocab_size: int, n_ids: int, cfg: Config) -> dict:
+    """Bytes training will hold: both [V, D] float32 matrices, the biases, the encoded corpus
+    (memory-mapped from the cache, or in memory) and each worker's scratch."""
+    workers = cfg.resolved_workers()
+    per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * 2 * cfg.window * 4)
+                  + cfg.batch_size * (cfg.num_sampled + cfg.dim + 4) * 4 + cfg.num_sampled * 16)
+    parts = {"matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4, "corpus": n_ids * 4,
+             "workers": workers * per_worker}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(vocab_size: int, n_ids: int, cfg: Config, log=lambda msg: None) -> None:
+    need = memory_needed(vocab_size, n_ids, cfg)
+    mib = {k: v / 2**20 for k, v in need.items()}
+    log(f"training needs about {mib['total']:,.0f} MiB: matrices {mib['matrices']:,.0f}, biases "
+        f"{mib['biases']:,.1f}, corpus {mib['corpus']:,.0f}, workers {mib['workers']:,.0f}")
+    have = physical_memory()
+    if have and need["total"] > have:
+        raise ResourceError(f"training needs about {mib['total']:,.0f} MiB but this machine has "
+                            f"{have / 2**20:,.0f} MiB: lower dim ({cfg.dim}) or the vocabulary (min_count "
+                            f"{cfg.min_count}, max_vocab_size {cfg.max_vocab_size})")
 
 
 def init_model(dataset: Dataset, cfg: Config) -> Model:
