@@ -62,6 +62,16 @@ def test_more_epochs_continue_the_word_count(run_dir):
     assert records[-1]["epoch"] == 5 and records[-1]["words"] == int(after["words_done"])
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_periodic_checkpoints_pause_the_workers_without_changing_results(planted_corpus, tmp_path, workers):
+    path, _ = planted_corpus
+    a = train([path], cfg(workers=workers, epochs=4), tmp_path / "a", show_progress=False)
+    b = train([path], cfg(workers=workers, epochs=4, checkpoint_interval=1e-4), tmp_path / "b", show_progress=False)
+    assert np.isfinite(b.emb_in).all() and int(load_checkpoint(tmp_path / "b" / "checkpoint.npz")["epochs"].min()) == 4
+    if workers == 1:
+        assert np.array_equal(a.emb_in, b.emb_in)
+
+
 def test_exports_load_in_gensim_and_numpy_exactly(run_dir, tmp_path):
     gensim = pytest.importorskip("gensim")
     out, model = run_dir

@@ -297,7 +297,7 @@ class Trainer:
                 p = trainer.progress
                 with p.cond:
                     p.pause = True
-                    p.cond.wait_for(lambda: p.paused + p.finished >= len(trainer.workers))
+                    p.cond.wait_for(lambda: p.paused + p.finished >= trainer.n_threads)
 
             def __exit__(self, *exc):
                 p = trainer.progress
@@ -337,6 +337,7 @@ class Trainer:
                    disable=not show_progress, dynamic_ncols=True, smoothing=0.1)
         threads = [threading.Thread(target=self._work, args=(w, trace), daemon=True)
                    for w in self.workers if w.epoch < self.cfg.epochs]
+        self.n_threads = len(threads)
         t0 = time.perf_counter()
         start_words = progress.words_done
         last_log = (t0, progress.words_done)
