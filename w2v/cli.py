@@ -5,6 +5,7 @@ Heavy modules (numpy, numba) are imported inside the commands, so ``w2v --help``
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -278,6 +279,94 @@ def report(run_dir, output, n_words):
     click.echo(f"wrote {path}", err=True)
 
 
+def _load_vectors(path):
+    from .evaluate import Vectors
+
+    try:
+        return Vectors.load(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        _fail(f"cannot read vectors {path}: {getattr(e, 'strerror', None) or e}")
+
+
+@main.command("eval", context_settings=CONTEXT)
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.option("--analogies", multiple=True, type=click.Path(dir_okay=False),
+              help="Google-analogy-format file, repeatable [default: data/questions-words.txt]")
+@click.option("--similarity", multiple=True, type=click.Path(dir_okay=False),
+              help="word-pair similarity file (WordSim-353 style), repeatable [default: data/wordsim353.tsv]")
+@click.option("--restrict-vocab", default=30000, show_default=True, type=click.IntRange(min=1),
+              help="analogies: only questions within the N most frequent words, answers among them")
+@click.option("--method", type=click.Choice(["3cosadd", "3cosmul", "both"]), default="3cosadd", show_default=True,
+              help="analogy method: 3CosAdd (gensim's) or Levy & Goldberg's 3CosMul")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object instead of tables")
+def evaluate(vectors, analogies, similarity, restrict_vocab, method, as_json):
+    """Analogy accuracy and word-similarity correlation of VECTORS (any word2vec text/binary file).
+
+    Analogies are scored as gensim's evaluate_word_analogies (case-insensitive, questions with a
+    word outside --restrict-vocab skipped and counted); similarity as evaluate_word_pairs
+    (Spearman and Pearson of cosine similarity against the human scores).
+
+    \b
+    Examples:
+      w2v eval w2v-run/vectors.txt
+      w2v eval vectors.bin --analogies questions-words.txt --similarity simlex999.txt --json
+    """
+    import json
+
+    from .evaluate import default_eval_files, evaluate_analogies, evaluate_similarity
+
+    if not analogies and not similarity:
+        analogies, similarity = default_eval_files()
+        if not analogies and not similarity:
+            _fail("no evaluation files: give --analogies FILE and/or --similarity FILE")
+    for path in (*analogies, *similarity):
+        if not os.path.isfile(path):
+            _fail(f"evaluation file {path} does not exist")
+    vecs = _load_vectors(vectors)
+    methods = ["3cosadd", "3cosmul"] if method == "both" else [method]
+    result = {"analogies": [evaluate_analogies(vecs, p, restrict_vocab, m) for p in analogies for m in methods],
+              "similarity": [evaluate_similarity(vecs, p) for p in similarity]}
+    for r in result["analogies"] + result["similarity"]:
+        bad = r.pop("malformed", 0) if "malformed" in r else r["skipped"]
+        if bad:
+            click.echo(f"w2v: warning: skipped {bad} malformed line(s) in {r['file']}", err=True)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for r in result["analogies"]:
+        click.echo(f"{r['file']} ({r['method']}, {restrict_vocab} most frequent words): "
+                   f"{r['accuracy']:.2%} ({r['correct']}/{r['total']}; {r['skipped']} skipped for unknown words)")
+        for s in r["sections"]:
+            acc = f"{s['correct'] / s['total']:.1%}" if s["total"] else "-"
+            click.echo(f"  {s['section']:<28}{acc:>7} ({s['correct']}/{s['total']})")
+    for r in result["similarity"]:
+        click.echo(f"{r['file']}: Spearman {r['spearman']:.4f}, Pearson {r['pearson']:.4f} "
+                   f"({r['pairs']} pairs, {r['oov']} with unknown words)")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="answers to show")
+def analogy(vectors, a, b, c, k):
+    """A is to B as C is to ?: the words nearest to B - A + C (3CosAdd, unit vectors).
+
+    \b
+    Example:
+      w2v analogy w2v-run/vectors.txt man king woman
+    """
+    from .evaluate import UnknownWord
+
+    vecs = _load_vectors(vectors)
+    try:
+        answers = vecs.analogy(a, b, c, k)
+    except UnknownWord as e:
+        _fail(str(e))
+    click.echo(f"{a} : {b} :: {c} : " + ", ".join(f"{w} {s:.3f}" for w, s in answers))
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("vectors", type=click.Path(dir_okay=False))
 @click.argument("words", nargs=-1, required=True)
@@ -289,12 +378,9 @@ def similar(vectors, words, k):
     Example:
       w2v similar w2v-run/vectors.txt whale ship -k 5
     """
-    from .evaluate import UnknownWord, Vectors
+    from .evaluate import UnknownWord
 
-    try:
-        vecs = Vectors.load(vectors)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        _fail(f"cannot read vectors {vectors}: {getattr(e, 'strerror', None) or e}")
+    vecs = _load_vectors(vectors)
     status = 0
     for word in words:
         try:
