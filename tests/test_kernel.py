@@ -4,16 +4,22 @@ import numpy as np
 import pytest
 from conftest import TF_NCE, load_npz
 
-from w2v.nce import nce_sgd_step, sgd_step_reference
+from w2v.nce import flush_hot_rows, nce_sgd_step, sgd_step_reference
 from w2v.sampler import expected_count
 
 
-def run_kernel(emb_in, emb_out, bias, centres, contexts, sampled, true_ec, sampled_ec, lr, rah):
+def run_kernel(emb_in, emb_out, bias, centres, contexts, sampled, true_ec, sampled_ec, lr, rah, hot=0):
+    """One step; with ``hot`` rows buffered thread-locally, then flushed (the multi-worker path)."""
     b, s, d = len(centres), len(sampled), emb_in.shape[1]
+    hot_out, hot_bias = np.zeros((hot, d), np.float32), np.zeros(hot, np.float32)
     loss = nce_sgd_step(emb_in, emb_out, bias, np.asarray(centres, np.int32), np.asarray(contexts, np.int32),
                         0, b, np.asarray(sampled, np.int64), np.log(np.float64(sampled_ec)),
                         np.log(np.float64(true_ec)), lr, rah, np.empty(b, np.float32),
-                        np.empty((b, s), np.float32), np.empty(b + 1, np.int64), np.empty((b, d), np.float32))
+                        np.empty((b, s), np.float32), np.empty(b + 1, np.int64), np.empty((b, d), np.float32),
+                        hot_out, hot_bias)
+    if hot:
+        assert np.abs(hot_out).sum() > 0  # the hot rows' steps were held back...
+        flush_hot_rows(emb_out, bias, hot_out, hot_bias)  # ...until the flush
     return loss
 
 
@@ -26,7 +32,8 @@ def random_state(rng, v, d):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("rah", [False, True])
-def test_kernel_step_equals_reference_step(seed, rah):
+@pytest.mark.parametrize("hot", [0, 5])
+def test_kernel_step_equals_reference_step(seed, rah, hot):
     rng = np.random.default_rng(seed)
     v, d, s = int(rng.integers(20, 300)), int(rng.integers(1, 70)), int(rng.integers(1, 12))
     b = int(rng.integers(1, 40))
@@ -44,7 +51,7 @@ def test_kernel_step_equals_reference_step(seed, rah):
     got = [a.copy() for a in state]
     lr = 0.3
     ref_loss = sgd_step_reference(*ref, centres, contexts, sampled, true_ec, sampled_ec, lr, rah)
-    got_loss = run_kernel(*got, centres, contexts, sampled, true_ec, sampled_ec, lr, rah)
+    got_loss = run_kernel(*got, centres, contexts, sampled, true_ec, sampled_ec, lr, rah, hot)
     assert got_loss == pytest.approx(ref_loss, rel=1e-5)
     for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=False):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)

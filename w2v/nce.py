@@ -163,9 +163,21 @@ def _masked_rows(centres_ctx, r0, r1, sampled, s):
     return hits
 
 
+@njit(cache=True, nogil=True)
+def flush_hot_rows(emb_out, bias, hot_out, hot_bias):
+    """Apply a thread's pending deltas of the hot output rows to the shared parameters."""
+    for k in range(hot_out.shape[0]):
+        bias[k] += hot_bias[k]
+        hot_bias[k] = 0.0
+        for d in range(hot_out.shape[1]):
+            emb_out[k, d] += hot_out[k, d]
+            hot_out[k, d] = 0.0
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled, log_q_sampled,
-                 log_q_true, lr, remove_hits, coef_true, coef_sampled, group_start, grad_in):
+                 log_q_true, lr, remove_hits, coef_true, coef_sampled, group_start, grad_in,
+                 hot_out, hot_bias):
     """One SGD step on sum(loss) of the batch rows [start, stop), in place; returns sum(loss).
 
     Same result as ``sgd_step_reference``: every gradient is taken at the state before the step.
@@ -174,6 +186,12 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
     al. 2016): B + groups*S dot products instead of B*(1+S). ``log_q_true`` is indexed by
     row - start. Scratch arrays (caller-owned, so nothing is allocated here): coef_true [B],
     coef_sampled [B, S], group_start [B+1], grad_in [B, D].
+
+    ``hot_out`` [H, D] / ``hot_bias`` [H]: this thread's pending steps of output rows 0..H-1 (the
+    most frequent words, which the log-uniform sampler draws all the time). With several workers,
+    writing those shared rows on every step makes the cores fight over their cache lines; the
+    steps collect here and ``flush_hot_rows`` applies them now and then. Reads add the delta, so
+    the thread's own view is exact. H = 0 writes every row directly.
     """
     dim = emb_in.shape[1]
     n_sampled = sampled.shape[0]
@@ -187,7 +205,10 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
         while r < stop and centres[r] == c:
             r += 1
     group_start[n_groups] = stop
+    n_hot = hot_out.shape[0]
 
+    # The row loops are written out here, not in helpers: a numba call taking arrays costs
+    # reference-count updates (atomic, on cache lines the workers share), which doubled a step.
     loss = 0.0
     # 1. d loss / d logit for every cell, from the current parameters.
     for g in range(n_groups):
@@ -197,10 +218,16 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
         for s in range(n_sampled):
             k = sampled[s]
             dot = np.float32(0.0)
-            for d in range(dim):
-                dot += emb_in[c, d] * emb_out[k, d]
+            if k < n_hot:
+                for d in range(dim):
+                    dot += emb_in[c, d] * (emb_out[k, d] + hot_out[k, d])
+                b_k = bias[k] + hot_bias[k]
+            else:
+                for d in range(dim):
+                    dot += emb_in[c, d] * emb_out[k, d]
+                b_k = bias[k]
             # TF: sampled_logits += sampled_b; sampled_logits -= log(sampled_expected_count)
-            x = np.float64(dot) + bias[k] - log_q_sampled[s]
+            x = np.float64(dot) + b_k - log_q_sampled[s]
             live = r1 - r0
             if remove_hits:
                 live -= _masked_rows(contexts, r0, r1, sampled, s)
@@ -210,9 +237,16 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
         for r in range(r0, r1):
             k = contexts[r]
             dot = np.float32(0.0)
-            for d in range(dim):
-                dot += emb_in[c, d] * emb_out[k, d]
-            x = np.float64(dot) + bias[k] - log_q_true[r - start]
+            if k < n_hot:
+                for d in range(dim):
+                    dot += emb_in[c, d] * (emb_out[k, d] + hot_out[k, d])
+                b_k = bias[k] + hot_bias[k]
+            else:
+                for d in range(dim):
+                    dot += emb_in[c, d] * emb_out[k, d]
+                b_k = bias[k]
+            # TF: true_logits += true_b; true_logits -= log(true_expected_count)
+            x = np.float64(dot) + b_k - log_q_true[r - start]
             sig, sp = _sigmoid_softplus(x)
             coef_true[r - start] = sig - 1.0  # target 1 (num_true = 1)
             loss += sp - x
@@ -220,31 +254,36 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
     for g in range(n_groups):
         for d in range(dim):
             grad_in[g, d] = 0.0
-        for s in range(n_sampled):
-            a = coef_sampled[g, s]
-            k = sampled[s]
-            for d in range(dim):
-                grad_in[g, d] += a * emb_out[k, d]
-        for r in range(group_start[g], group_start[g + 1]):
-            a = coef_true[r - start]
-            k = contexts[r]
-            for d in range(dim):
-                grad_in[g, d] += a * emb_out[k, d]
-    # 3. Output vectors and biases, from the input vectors before they move.
+        for j in range(n_sampled + group_start[g + 1] - group_start[g]):
+            if j < n_sampled:
+                k, a = sampled[j], coef_sampled[g, j]
+            else:
+                r = group_start[g] + j - n_sampled
+                k, a = contexts[r], coef_true[r - start]
+            if k < n_hot:
+                for d in range(dim):
+                    grad_in[g, d] += a * (emb_out[k, d] + hot_out[k, d])
+            else:
+                for d in range(dim):
+                    grad_in[g, d] += a * emb_out[k, d]
+    # 3. Output vectors and biases, from the input vectors before they move; a hot row's step
+    #    goes to this thread's delta.
     for g in range(n_groups):
         c = centres[group_start[g]]
-        for s in range(n_sampled):
-            a = np.float32(lr * coef_sampled[g, s])
-            k = sampled[s]
-            bias[k] -= a
-            for d in range(dim):
-                emb_out[k, d] -= a * emb_in[c, d]
-        for r in range(group_start[g], group_start[g + 1]):
-            a = np.float32(lr * coef_true[r - start])
-            k = contexts[r]
-            bias[k] -= a
-            for d in range(dim):
-                emb_out[k, d] -= a * emb_in[c, d]
+        for j in range(n_sampled + group_start[g + 1] - group_start[g]):
+            if j < n_sampled:
+                k, a = sampled[j], np.float32(lr * coef_sampled[g, j])
+            else:
+                r = group_start[g] + j - n_sampled
+                k, a = contexts[r], np.float32(lr * coef_true[r - start])
+            if k < n_hot:
+                hot_bias[k] -= a
+                for d in range(dim):
+                    hot_out[k, d] -= a * emb_in[c, d]
+            else:
+                bias[k] -= a
+                for d in range(dim):
+                    emb_out[k, d] -= a * emb_in[c, d]
     # 4. Input vectors.
     lr32 = np.float32(lr)
     for g in range(n_groups):

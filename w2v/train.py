@@ -22,12 +22,17 @@ from numba import njit
 
 from .config import Config, validate
 from .dataset import Dataset
-from .nce import nce_sgd_step
+from .nce import flush_hot_rows, nce_sgd_step
 from .pairs import N_PAIRS, NEXT, keep_probabilities, new_cursor, next_batch, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, log_expected_count, log_tables
 
 _JOB_WORDS = 50_000
+# With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
+# applies them every _FLUSH_PAIRS pairs and at the end of every job (see nce.nce_sgd_step):
+# measured on text8-sized text, 2 workers went from 1.5x to 1.9x the speed of one.
+_HOT_ROWS = 1024
+_FLUSH_PAIRS = 8192
 
 
 class TrainingError(RuntimeError):
@@ -49,7 +54,7 @@ def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, 
                num_sampled, unique, remove_hits, batch_size, mean_loss, log_p, log1m_p,
                alpha, min_alpha, words_before, total_words, rng_pairs, rng_neg, stamp, mark,
                kept, centres, contexts, sampled, log_q_sampled, log_q_true, coef_true,
-               coef_sampled, group_start, grad_in, totals, trace):
+               coef_sampled, group_start, grad_in, hot_out, hot_bias, totals, trace):
     """Train on the worker's pair stream until ``word_budget`` words are read and the current
     piece is finished, or the span ends; returns True at the end of the span.
 
@@ -59,9 +64,11 @@ def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, 
     vocab_size = emb_out.shape[0]
     log_range = np.log(vocab_size + 1.0)
     words = 0
+    since_flush = 0
     lr = learning_rate(alpha, min_alpha, words_before, total_words)
     while True:
         if words >= word_budget and cursor[NEXT] >= cursor[N_PAIRS]:
+            flush_hot_rows(emb_out, bias, hot_out, hot_bias)
             totals[0] += words
             return False
         b0, b1, n_words = next_batch(ids, cursor, end, max_len, keep_prob, window, batch_size, rng_pairs,
@@ -70,6 +77,7 @@ def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, 
             words += n_words
             lr = learning_rate(alpha, min_alpha, words_before + words, total_words)
         if b0 == b1:
+            flush_hot_rows(emb_out, bias, hot_out, hot_bias)
             totals[0] += words
             return True
         mark[0] += 1
@@ -81,7 +89,12 @@ def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, 
         step = lr / (b1 - b0) if mean_loss else lr
         totals[2] += nce_sgd_step(emb_in, emb_out, bias, centres, contexts, b0, b1, sampled,
                                   log_q_sampled, log_q_true, step, remove_hits, coef_true,
-                                  coef_sampled, group_start, grad_in)
+                                  coef_sampled, group_start, grad_in, hot_out, hot_bias)
+        if hot_out.shape[0]:
+            since_flush += b1 - b0
+            if since_flush >= _FLUSH_PAIRS:
+                flush_hot_rows(emb_out, bias, hot_out, hot_bias)
+                since_flush = 0
         base = np.int64(totals[1])
         for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
             trace[base + r - b0, 0] = centres[r]
@@ -180,6 +193,9 @@ class _Worker:
         self.coef_sampled = np.empty((b, s), dtype=np.float32)
         self.group_start = np.empty(b + 1, dtype=np.int64)
         self.grad_in = np.empty((b, d), dtype=np.float32)
+        n_hot = min(_HOT_ROWS, vocab_size) if cfg.resolved_workers() > 1 else 0  # one worker: exact steps
+        self.hot_out = np.zeros((n_hot, d), dtype=np.float32)
+        self.hot_bias = np.zeros(n_hot, dtype=np.float32)
         self.totals = np.zeros(4, dtype=np.float64)
 
 
@@ -259,7 +275,8 @@ class Trainer:
                     cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", log_p, log1m_p,
                     cfg.alpha, cfg.min_alpha, words_before, progress.total_words, w.rng_pairs,
                     w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
-                    w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.totals, trace)
+                    w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.hot_out, w.hot_bias,
+                    w.totals, trace)
                 words, pairs, loss = (w.totals[:3] - before[:3])
                 if not math.isfinite(loss):
                     raise TrainingError(
