@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-run
+# Numba checks only a kernel's own file for changes, not the kernels it calls: key its cache by
+# the package's sources so an edit never runs a stale kernel (tests/conftest.py does the same).
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba/$(shell cat w2v/*.py | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint clean
 

@@ -1,7 +1,16 @@
+import hashlib
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
+# Numba's cache checks only the timestamp of a kernel's own file, not of the kernels it calls, so
+# after an edit elsewhere a cached kernel can be stale. Key the cache by the package's sources.
+_SOURCES = sorted((Path(__file__).resolve().parents[1] / "w2v").glob("*.py"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(
+    Path(__file__).resolve().parents[1] / ".cache" / "numba"
+    / hashlib.sha1(b"".join(p.read_bytes() for p in _SOURCES)).hexdigest()[:12]))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TF_NCE = FIXTURES / "tf_nce"

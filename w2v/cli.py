@@ -49,10 +49,16 @@ _OVERRIDES = [
 
 
 def pipeline_options(fn):
+    from .config import Config  # stdlib only: --help stays instant
+
+    defaults = Config()
     for flag, key, typ, help_text in reversed(_OVERRIDES):
-        fn = click.option(flag, key, type=typ, default=None, help=f"{help_text} [config: {key}]")(fn)
+        fn = click.option(flag, key, type=typ, default=None,
+                          help=f"{help_text} [config: {key}; default {getattr(defaults, key)!r}]")(fn)
     fn = click.option("--lowercase/--no-lowercase", "lowercase", default=None,
-                      help="lowercase the text [config: lowercase]")(fn)
+                      help="lowercase the text [config: lowercase; default False]")(fn)
+    fn = click.option("--no-cache", "no_cache", is_flag=True,
+                      help="do not cache the encoded corpus (same as --cache-dir '')")(fn)
     fn = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                       help="YAML file of options (keys as in configs/default.yaml)")(fn)
     return fn
@@ -61,6 +67,8 @@ def pipeline_options(fn):
 def _load_config(config_path, overrides):
     from .config import load_config
 
+    if overrides.pop("no_cache", False):
+        overrides["cache_dir"] = ""
     return load_config(config_path, overrides)
 
 
@@ -108,7 +116,7 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
     show = False if quiet else None
     try:
         if resume_dir is not None:
-            extra = [k for k, v in overrides.items() if v is not None and k != "epochs"]
+            extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
             if corpus or config_path or extra or fmt:
                 _fail("--resume takes the run's own corpus and config; only --epochs may change")
             from .run import resume

@@ -30,7 +30,7 @@ class Config:
     sample: float = _opt(1e-3, "frequent-word subsampling threshold s (0 = keep every token)")
     max_sentence_length: int = _opt(10000, "longer lines are cut into pieces of this many tokens")
     # NCE and its sampler
-    num_sampled: int = _opt(10, "negative ids drawn per batch from the log-uniform sampler")
+    num_sampled: int = _opt(5, "negative ids drawn per batch from the log-uniform sampler")
     batch_size: int = _opt(1, "skip-gram pairs per SGD step; one sampled set is shared by a batch, as in TF")
     unique: bool = _opt(True, "sample negatives without repetition (tf.nn.nce_loss default)")
     remove_accidental_hits: bool = _opt(False, "mask sampled ids that equal the true label (TF default False)")
