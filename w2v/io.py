@@ -51,7 +51,7 @@ def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:
     row_fmt = " ".join(["%.9g"] * dim)
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(f"{n} {dim}\n")
-        step = 4096
+        step = 1024
         for lo in range(0, n, step):
             block = vectors[lo:lo + step].astype(np.float64).tolist()
             fh.write("".join(f"{w} {row_fmt % tuple(v)}\n" for w, v in zip(words[lo:lo + step], block, strict=False)))

@@ -9,6 +9,7 @@ the parameters without locks (Hogwild), each with its own RNG streams and scratc
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import sys
 import threading
@@ -156,7 +157,9 @@ def init_model(dataset: Dataset, cfg: Config) -> Model:
     vocab_size, dim = len(dataset.vocab), cfg.dim
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
     # word2vec.c: input vectors uniform in +-0.5/dim, output vectors zero.
-    emb_in = ((rng.random((vocab_size, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    emb_in = rng.random((vocab_size, dim), dtype=np.float32)
+    emb_in -= 0.5  # in place: temporaries of a [V, D] matrix would stay in the heap
+    emb_in /= dim
     emb_out = np.zeros((vocab_size, dim), dtype=np.float32)
     counts = dataset.vocab.counts
     if cfg.bias_init == "log_unigram":
@@ -197,6 +200,22 @@ class _Worker:
         self.hot_out = np.zeros((n_hot, d), dtype=np.float32)
         self.hot_bias = np.zeros(n_hot, dtype=np.float32)
         self.totals = np.zeros(4, dtype=np.float64)
+
+
+def _release(ids: np.ndarray, start: int, stop: int) -> None:
+    """Let the kernel drop the pages of a cached corpus a worker has gone past (clean, file-backed:
+    reread from the page cache next epoch), so resident memory does not grow with the corpus."""
+    mm = getattr(ids, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or getattr(ids, "offset", None) != 0 or ids.base is not mm:
+        return
+    page = mmap.PAGESIZE
+    lo = -(-start * ids.itemsize // page) * page  # whole pages inside [start, stop) only
+    hi = stop * ids.itemsize // page * page
+    if hi > lo:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass
 
 
 @dataclass
@@ -269,6 +288,7 @@ class Trainer:
                         return
                     words_before = progress.words_done
                 before = w.totals.copy()
+                job_start = int(w.cursor[0])
                 span_done = train_span(
                     ds.ids, w.cursor, w.end, self.job_words, model.emb_in, model.emb_out, model.bias, self.keep_prob,
                     cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
@@ -277,6 +297,7 @@ class Trainer:
                     w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
                     w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.hot_out, w.hot_bias,
                     w.totals, trace)
+                _release(ds.ids, job_start, w.end if span_done else int(w.cursor[0]))
                 words, pairs, loss = (w.totals[:3] - before[:3])
                 if not math.isfinite(loss):
                     raise TrainingError(
