@@ -8,7 +8,7 @@ from w2v.config import Config
 from w2v.dataset import prepare
 from w2v.pairs import iter_batches, keep_probabilities, next_piece, piece_pairs
 from w2v.rng import make_state
-from w2v.sampler import draw_log_uniform, log_uniform_probs, sample_log_uniform
+from w2v.sampler import _log_range, _sample_value, draw_log_uniform, floor_table, log_uniform_probs, sample_log_uniform
 from w2v.train import fit
 
 
@@ -56,7 +56,7 @@ def test_subsampling_keep_rate_matches_formula():
 def test_sampler_frequencies_match_log_uniform(v):
     draws = 200_000
     out = np.empty(draws, np.int64)
-    tries = draw_log_uniform(make_state(5, 0, 1), v, np.log(v + 1.0), draws, False, out,
+    tries = draw_log_uniform(make_state(5, 0, 1), v, floor_table(v), draws, False, out,
                              np.zeros(v, np.int64), 1)
     assert tries == draws and out.min() >= 0 and out.max() < v
     p = log_uniform_probs(v).astype(np.float64)
@@ -69,6 +69,20 @@ def test_sampler_frequencies_match_log_uniform(v):
     wrong = 1.0 / (np.arange(v) + 1.0)
     wrong /= wrong.sum()
     assert stats.chisquare(obs, np.append(wrong[:top], wrong[top:].sum()) * draws).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("v", [50, 5000, 71290])
+def test_floor_table_draws_exactly_the_formulas_ids(v):
+    # the table shortcut must give the very ids exp() gives, for any u
+    table = floor_table(v)
+    u = np.random.default_rng(v).random(20000)
+    u = np.concatenate([u, np.arange(len(table)) / (len(table) - 1)])[:-1]
+    grid = len(table) - 1
+    from_table = [table[int(x * grid)] if table[int(x * grid)] == table[int(x * grid) + 1]
+                  else _sample_value(x, _log_range(v)) for x in u]
+    assert from_table == [_sample_value(x, _log_range(v)) for x in u]
+    same = (table[:-1] == table[1:]).mean()
+    assert same > 0.5  # most draws skip exp()
 
 
 def test_unique_sampling_distinct_with_tries():

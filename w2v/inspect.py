@@ -16,7 +16,7 @@ from .dataset import Dataset
 from .nce import accidental_hits
 from .pairs import iter_batches, keep_probabilities, next_piece, piece_pairs
 from .rng import make_state
-from .sampler import draw_log_uniform, expected_count, log_uniform_probs
+from .sampler import draw_log_uniform, expected_count, floor_table, log_uniform_probs
 
 INSPECT = 2  # RNG purpose of the sampler check, apart from the training streams
 
@@ -99,7 +99,7 @@ def pair_stats(dataset: Dataset, cfg: Config, max_tokens: int = 0, top: int = 10
                  "formula_keep": float(keep_prob[i])} for i in range(min(top, vocab_size))]
     # sampler: empirical frequency of the top ids in independent draws against P(k)
     draws = np.empty(sampler_draws, np.int64)
-    draw_log_uniform(make_state(cfg.seed, 0, INSPECT), vocab_size, np.log(vocab_size + 1.0), sampler_draws,
+    draw_log_uniform(make_state(cfg.seed, 0, INSPECT), vocab_size, floor_table(vocab_size), sampler_draws,
                      False, draws, np.zeros(vocab_size, np.int64), 1)
     freq = np.bincount(draws, minlength=vocab_size)[:top] / sampler_draws
     p = log_uniform_probs(vocab_size)[:top].astype(np.float64)

@@ -119,7 +119,7 @@ class Batch:
 def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, workers: int = 1,
                  negatives: bool = True, end: int | None = None) -> Iterator[Batch]:
     """The batches one worker trains on in its first epoch, in order, with their negatives."""
-    from .sampler import draw_log_uniform
+    from .sampler import draw_log_uniform, floor_table
 
     start, span_end = worker_spans(len(ids), workers)[worker]
     end = span_end if end is None else min(end, span_end)
@@ -127,7 +127,7 @@ def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, work
     rng_pairs = make_state(cfg.seed, worker, PAIRS)
     rng_neg = make_state(cfg.seed, worker, NEGATIVES)
     vocab_size = len(counts)
-    log_range = np.log(vocab_size + 1.0)
+    table = floor_table(vocab_size)
     kept = np.empty(cfg.max_sentence_length, dtype=np.int32)
     cap = cfg.max_sentence_length * 2 * cfg.window
     centres = np.empty(cap, dtype=np.int32)
@@ -144,6 +144,6 @@ def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, work
         tries = 0
         if negatives:
             mark += 1
-            tries = draw_log_uniform(rng_neg, vocab_size, log_range, cfg.num_sampled, cfg.unique,
+            tries = draw_log_uniform(rng_neg, vocab_size, table, cfg.num_sampled, cfg.unique,
                                      sampled, stamp, mark)
         yield Batch(centres[b0:b1].copy(), contexts[b0:b1].copy(), sampled, tries, int(cursor[PIECES]) - 1)

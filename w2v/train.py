@@ -26,7 +26,7 @@ from .dataset import Dataset
 from .nce import flush_hot_rows, nce_sgd_step
 from .pairs import N_PAIRS, NEXT, keep_probabilities, new_cursor, next_batch, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
-from .sampler import draw_log_uniform, log_expected_count, log_tables
+from .sampler import draw_log_uniform, floor_table, log_expected_count, log_tables
 
 _JOB_WORDS = 50_000
 # With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
@@ -52,7 +52,7 @@ def learning_rate(alpha, min_alpha, words_done, total_words):
 
 @njit(cache=True, nogil=True)
 def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, window, max_len,
-               num_sampled, unique, remove_hits, batch_size, mean_loss, log_p, log1m_p,
+               num_sampled, unique, remove_hits, batch_size, mean_loss, sampler_table, log_p, log1m_p,
                alpha, min_alpha, words_before, total_words, rng_pairs, rng_neg, stamp, mark,
                kept, centres, contexts, sampled, log_q_sampled, log_q_true, coef_true,
                coef_sampled, group_start, grad_in, hot_out, hot_bias, totals, trace):
@@ -63,7 +63,6 @@ def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, 
     non-empty, records the first n pairs consumed, for tests that compare with ``iter_batches``.
     """
     vocab_size = emb_out.shape[0]
-    log_range = np.log(vocab_size + 1.0)
     words = 0
     since_flush = 0
     lr = learning_rate(alpha, min_alpha, words_before, total_words)
@@ -82,7 +81,7 @@ def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, 
             totals[0] += words
             return True
         mark[0] += 1
-        tries = draw_log_uniform(rng_neg, vocab_size, log_range, num_sampled, unique, sampled, stamp, mark[0])
+        tries = draw_log_uniform(rng_neg, vocab_size, sampler_table, num_sampled, unique, sampled, stamp, mark[0])
         for s in range(num_sampled):
             log_q_sampled[s] = log_expected_count(sampled[s], tries, num_sampled, log_p, log1m_p)
         for r in range(b0, b1):
@@ -262,6 +261,7 @@ class Trainer:
         self.progress = Progress(total_words=max(1, dataset.n_words * cfg.epochs))
         self.keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
         self.tables = log_tables(len(dataset.vocab))
+        self.sampler_table = floor_table(len(dataset.vocab))
         # words per call of the kernel: small enough for progress and logs to keep up (and for a
         # signal to stop the run within a fraction of a second), large enough to hide Python
         self.job_words = max(1000, min(_JOB_WORDS, self.progress.total_words // 200))
@@ -292,7 +292,8 @@ class Trainer:
                 span_done = train_span(
                     ds.ids, w.cursor, w.end, self.job_words, model.emb_in, model.emb_out, model.bias, self.keep_prob,
                     cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
-                    cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", log_p, log1m_p,
+                    cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", self.sampler_table,
+                    log_p, log1m_p,
                     cfg.alpha, cfg.min_alpha, words_before, progress.total_words, w.rng_pairs,
                     w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
                     w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.hot_out, w.hot_bias,
