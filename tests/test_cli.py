@@ -19,7 +19,8 @@ def test_help_does_not_import_numba():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["similar"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample-pairs"], ["export"], ["report"], ["eval"], ["similar"],
+                                     ["analogy"]])
 def test_every_command_has_help_with_an_example(command):
     result = CliRunner().invoke(main, command + ["--help"])
     assert result.exit_code == 0 and "Example" in result.output

@@ -94,6 +94,10 @@ def test_missing_vectors_for_export_and_similar(tmp_path):
     assert_one_line_error(invoke("export", tmp_path / "none.txt", "--to", "npy", tmp_path / "o"), "does not exist")
     assert_one_line_error(invoke("export", tmp_path, "--to", "npy", tmp_path / "o"), "not a run directory")
     assert_one_line_error(invoke("similar", tmp_path / "none.txt", "x"), "cannot read vectors")
+    assert_one_line_error(invoke("eval", tmp_path / "none.txt"), "cannot read vectors")
+    (tmp_path / "garbage.txt").write_text("not a header\n")
+    assert_one_line_error(invoke("eval", tmp_path / "garbage.txt"), "cannot read vectors")
+    assert_one_line_error(invoke("analogy", tmp_path / "none.txt", "a", "b", "c"), "cannot read vectors")
     assert_one_line_error(invoke("train", "--resume", tmp_path), "no checkpoint")
 
 

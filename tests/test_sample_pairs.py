@@ -115,4 +115,5 @@ def test_100mb_one_line_file_in_bounded_memory(tmp_path):
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
     out = subprocess.run([sys.executable, "-c", code, "sample-pairs", str(p), "--num", "3", "--cache-dir",
                           str(tmp_path / "cache")], capture_output=True, text=True, check=True).stdout.split()
-    assert len(out) == 4 and int(out[-1]) < 1000, out  # MiB: the 100 MB line is never held whole
+    print("peak RSS MiB", out[-1])
+    assert out[:3] == ["word0", "->", "word1"] and int(out[-1]) < 400, out  # MiB: the line is never held whole

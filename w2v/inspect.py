@@ -15,7 +15,7 @@ from .config import Config, validate
 from .dataset import Dataset
 from .nce import accidental_hits
 from .pairs import iter_batches, keep_probabilities, next_piece, piece_pairs
-from .rng import make_state
+from .rng import PAIRS, make_state
 from .sampler import draw_log_uniform, expected_count, floor_table, log_uniform_probs
 
 INSPECT = 2  # RNG purpose of the sampler check, apart from the training streams
@@ -77,9 +77,6 @@ def pair_stats(dataset: Dataset, cfg: Config, max_tokens: int = 0, top: int = 10
                sampler_draws: int = 200_000) -> dict:
     """Statistics of the first epoch's stream (one worker), over the corpus or its first
     ``max_tokens`` in-vocabulary tokens, plus a check of the sampler against P(k)."""
-    from .pairs import PAIRS
-    from .rng import make_state as state
-
     vocab = dataset.vocab
     vocab_size = len(vocab)
     end = len(dataset.ids)
@@ -91,7 +88,7 @@ def pair_stats(dataset: Dataset, cfg: Config, max_tokens: int = 0, top: int = 10
     kept_counts = np.zeros(vocab_size, np.int64)
     cap = cfg.max_sentence_length
     pairs, pieces = _stream_counts(
-        dataset.ids, end, cap, keep_prob, cfg.window, state(cfg.seed, 0, PAIRS), np.empty(cap, np.int32),
+        dataset.ids, end, cap, keep_prob, cfg.window, make_state(cfg.seed, 0, PAIRS), np.empty(cap, np.int32),
         np.empty(cap * 2 * cfg.window, np.int32), np.empty(cap * 2 * cfg.window, np.int32), read, kept_counts)
     words_read, words_kept = int(read.sum()), int(kept_counts.sum())
     frequent = [{"word": vocab.words[i], "id": i, "read": int(read[i]), "kept": int(kept_counts[i]),
