@@ -1,4 +1,4 @@
-"""Command line: a thin click layer over the Python API (w2v.train.train and friends).
+"""Command line: a thin click layer over the Python API (w2v.run.train, w2v.export.export, ...).
 
 Heavy modules (numpy, numba) are imported inside the commands, so ``w2v --help`` is instant.
 """
