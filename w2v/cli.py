@@ -24,8 +24,8 @@ def _user_errors():
     """The exception types that mean 'the user must fix something': one line, no traceback."""
     from .config import ConfigError
     from .corpus import CorpusError
+    from .errors import ResourceError, TrainingError
     from .io import OutputError
-    from .train import ResourceError, TrainingError
 
     return (ConfigError, CorpusError, OutputError, ResourceError, TrainingError)
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from .config import Config, ConfigError, save_config
 from .dataset import prepare
+from .errors import TrainingError
 from .io import OutputError, atomic_open
-from .train import Interrupted, Model, Trainer, TrainingError, _finish, check_memory
+from .train import Interrupted, Model, Trainer, _finish, check_memory
 
 CHECKPOINT = "checkpoint.npz"
 PARTIAL = "vectors.partial.txt"

@@ -23,6 +23,7 @@ from numba import njit
 
 from .config import Config, validate
 from .dataset import Dataset
+from .errors import ResourceError, TrainingError
 from .nce import flush_hot_rows, nce_sgd_step
 from .pairs import N_PAIRS, NEXT, keep_probabilities, new_cursor, next_batch, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
@@ -34,14 +35,6 @@ _JOB_WORDS = 50_000
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
 _HOT_ROWS = 1024
 _FLUSH_PAIRS = 8192
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss); the CLI prints it as one line."""
-
-
-class ResourceError(ValueError):
-    """The machine cannot hold the model; the CLI prints it as one line."""
 
 
 @njit(cache=True, nogil=True)
