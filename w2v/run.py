@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +20,9 @@ from .config import Config, ConfigError, save_config
 from .dataset import prepare
 from .errors import TrainingError
 from .io import OutputError, atomic_open
-from .train import Interrupted, Model, Trainer, _finish, check_memory
+
+if TYPE_CHECKING:
+    from .train import Model, Trainer
 
 CHECKPOINT = "checkpoint.npz"
 PARTIAL = "vectors.partial.txt"
@@ -92,6 +95,8 @@ class Run:
 
 
 def _train(trainer: Trainer, run: Run | None, show_progress, log) -> Model:
+    from .train import Interrupted, _finish
+
     ok = trainer.run(show_progress, on_log=run.log_line if run else None, log_interval=trainer.cfg.log_interval,
                      checkpoint=(lambda: run.checkpoint(trainer)) if run else None,
                      checkpoint_interval=trainer.cfg.checkpoint_interval)
@@ -116,6 +121,7 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     """The whole pipeline: corpus file(s) -> vocabulary -> training -> the run directory ``output``
     (None: train in memory only). Raises ``Interrupted`` after saving on SIGINT/SIGTERM."""
     from .config import validate
+    from .train import Trainer, check_memory
 
     cfg = validate(cfg or Config())
     cfg = Config(**{**cfg.to_dict(), "workers": cfg.resolved_workers()})
@@ -141,6 +147,8 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
     """Continue the run in ``run_dir`` from its checkpoint: the rest of an interrupted run, or more
     epochs (``epochs`` is the new total). The learning rate and word count go on where they were."""
     import yaml
+
+    from .train import Model, Trainer
 
     out = Path(run_dir)
     ck_path = out / CHECKPOINT
