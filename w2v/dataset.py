@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import Config
 from .corpus import CorpusError, ReadStats, corpus_files, iter_segments
-from .vocab import CountStats, Vocab, build_vocab, count_words
+from .vocab import Vocab, build_vocab, count_words
 
 SENTENCE_END = -1
 _OOV = -2
@@ -58,7 +58,9 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
                 pass  # a damaged entry is rebuilt below
     log(f"counting words in {len(files)} file(s)")
     counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size)
-    _check_counts(cstats, counts, cfg)
+    if cstats.read.tokens == 0:
+        raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
+                          f"{cstats.read.bytes} bytes)")
     vocab = build_vocab(counts, cfg.min_count, cfg.max_vocab_size)
     cstats.distinct = len(counts)
     cstats.max_count = max(counts.values())
@@ -92,12 +94,6 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _load_cached(cached)
-
-
-def _check_counts(cstats: CountStats, counts, cfg: Config) -> None:
-    if cstats.read.tokens == 0:
-        raise CorpusError("the corpus is empty (no tokens in "
-                          f"{cstats.read.files} file(s), {cstats.read.bytes} bytes)")
 
 
 def _load_cached(path: Path) -> Dataset:

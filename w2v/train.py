@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,9 +106,6 @@ class Model:
     bias: np.ndarray  # [V] NCE biases
     config: Config
 
-    def vector(self, word: str) -> np.ndarray:
-        return self.emb_in[self.words.index(word)]
-
     def vocab_save(self, path) -> None:
         from .vocab import Vocab
 
@@ -166,7 +164,6 @@ class _Worker:
     """One thread's state: its span, where it is in it, its RNG streams and scratch buffers."""
 
     def __init__(self, index: int, span, cfg: Config, vocab_size: int):
-        self.index = index
         self.start, self.end = span
         self.cursor = new_cursor(self.start)
         self.epoch = 0
@@ -212,7 +209,7 @@ def _release(ids: np.ndarray, start: int, stop: int) -> None:
 
 @dataclass
 class Progress:
-    """Shared by the workers and the main thread, under ``lock``."""
+    """Shared by the workers and the main thread, under ``cond``."""
     total_words: int
     words_done: int = 0  # drives the learning rate
     pairs: int = 0
@@ -258,10 +255,6 @@ class Trainer:
         # words per call of the kernel: small enough for progress and logs to keep up (and for a
         # signal to stop the run within a fraction of a second), large enough to hide Python
         self.job_words = max(1000, min(_JOB_WORDS, self.progress.total_words // 200))
-
-    @property
-    def done(self) -> bool:
-        return all(w.epoch >= self.cfg.epochs for w in self.workers)
 
     def learning_rate(self) -> float:
         return learning_rate(self.cfg.alpha, self.cfg.min_alpha, self.progress.words_done, self.progress.total_words)
@@ -320,24 +313,19 @@ class Trainer:
                 progress.finished += 1
                 progress.cond.notify_all()
 
+    @contextmanager
     def _paused(self):
-        """Context: every worker waits at a job boundary, so the state is consistent."""
-        trainer = self
-
-        class _Pause:
-            def __enter__(self):
-                p = trainer.progress
-                with p.cond:
-                    p.pause = True
-                    p.cond.wait_for(lambda: p.paused + p.finished >= trainer.n_threads)
-
-            def __exit__(self, *exc):
-                p = trainer.progress
-                with p.cond:
-                    p.pause = False
-                    p.cond.notify_all()
-
-        return _Pause()
+        """Every worker waits at a job boundary meanwhile, so the state is consistent."""
+        p = self.progress
+        with p.cond:
+            p.pause = True
+            p.cond.wait_for(lambda: p.paused + p.finished >= self.n_threads)
+        try:
+            yield
+        finally:
+            with p.cond:
+                p.pause = False
+                p.cond.notify_all()
 
     def run(self, show_progress: bool | None = None, trace: np.ndarray | None = None, on_log=None,
             log_interval: float = 30.0, checkpoint=None, checkpoint_interval: float = 0.0, stop_signals=True) -> bool:
@@ -371,7 +359,6 @@ class Trainer:
                    for w in self.workers if w.epoch < self.cfg.epochs]
         self.n_threads = len(threads)
         t0 = time.perf_counter()
-        start_words = progress.words_done
         last_log = (t0, progress.words_done)
         last_checkpoint = t0
         try:
@@ -390,10 +377,8 @@ class Trainer:
                 bar.set_postfix_str(f"loss {loss:.4f} lr {self.learning_rate():.5f}", refresh=False)
                 if on_log and not points and now - last_log[0] >= log_interval:
                     points = [(done, loss, now)]
-                for words, point_loss, t in points if on_log else ():
-                    on_log(self._log_record(words, point_loss, (words - last_log[1]) / max(t - last_log[0], 1e-9),
-                                            progress.seconds + t - t0))
-                    last_log = (t, words)
+                if on_log:
+                    last_log = self._emit(on_log, points, last_log, progress.seconds - t0)
                 if checkpoint and checkpoint_interval and now - last_checkpoint >= checkpoint_interval \
                         and progress.error is None and not progress.stop:
                     with self._paused():
@@ -410,15 +395,20 @@ class Trainer:
         if progress.error is not None:
             raise progress.error
         points, progress.pending = progress.pending, []
-        if on_log and progress.words_done != (points[-1][0] if points else last_log[1]):
-            points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
-        for words, point_loss, t in points if on_log else ():
-            on_log(self._log_record(words, point_loss, (words - last_log[1]) / max(t - last_log[0], 1e-9),
-                                    progress.seconds - (time.perf_counter() - t)))
-            last_log = (t, words)
-        self.session_words_per_sec = (progress.words_done - start_words) / max(time.perf_counter() - t0, 1e-9)
+        if on_log:
+            if progress.words_done != (points[-1][0] if points else last_log[1]):
+                points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
+            self._emit(on_log, points, last_log, progress.seconds - time.perf_counter())
         self.caught = caught
         return not caught
+
+    def _emit(self, on_log, points, last_log, clock_offset: float):
+        """Log points (words, loss, time) as records; ``clock_offset`` + time = training seconds."""
+        for words, loss, t in points:
+            on_log(self._log_record(words, loss, (words - last_log[1]) / max(t - last_log[0], 1e-9),
+                                    clock_offset + t))
+            last_log = (t, words)
+        return last_log
 
     def _log_record(self, words: int, loss: float, rate: float, seconds: float) -> dict:
         """One log.jsonl line: loss is the mean per pair over recent jobs, words_per_sec since the last line."""
