@@ -29,13 +29,14 @@ def write_file(path: Path, words, vectors, fmt: str) -> None:
 
 def write_directory(out: Path, words, counts, vectors, fmt: str) -> None:
     """npy: vectors.npy float32 [V, D] + vocab.txt; projector: vectors.tsv + metadata.tsv."""
+    from .vocab import Vocab
+
     vectors = np.asarray(vectors, dtype=np.float32)
     counts = [int(c) for c in counts] if counts is not None else [0] * len(words)
     if fmt == "npy":
         with atomic_open(out / "vectors.npy", "wb") as fh:
             np.save(fh, vectors)
-        with atomic_open(out / "vocab.txt", "w", encoding="utf-8") as fh:
-            fh.writelines(f"{w} {c}\n" for w, c in zip(words, counts, strict=True))
+        Vocab(list(words), np.array(counts, dtype=np.int64)).save(out / "vocab.txt")
     else:
         fmt_row = "\t".join(["%.9g"] * vectors.shape[1])
         with atomic_open(out / "vectors.tsv", "w", encoding="utf-8") as fh:

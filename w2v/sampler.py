@@ -15,17 +15,20 @@ from numba import njit
 from .rng import next_float
 
 
-def log_uniform_probs(range_max: int) -> np.ndarray:
-    """P(k) for k in [0, range_max), computed in float64 and rounded to float32 (as TF returns it)."""
-    k = np.arange(range_max, dtype=np.float64)
+def _probability(ids, range_max: int) -> np.ndarray:
+    """P(k), computed in float64 and rounded to float32, as TF's Probability() returns it."""
+    k = np.asarray(ids, dtype=np.int64).astype(np.float64)
     return (np.log((k + 2.0) / (k + 1.0)) / np.log(range_max + 1.0)).astype(np.float32)
+
+
+def log_uniform_probs(range_max: int) -> np.ndarray:
+    """P(k) for k in [0, range_max)."""
+    return _probability(np.arange(range_max), range_max)
 
 
 def expected_count(ids, range_max: int, num_sampled: int, num_tries: int) -> np.ndarray:
     """TF's expected count of each id in ``ids`` (any shape) -> float32 array of that shape."""
-    ids = np.asarray(ids, dtype=np.int64)
-    k = ids.astype(np.float64)
-    p = (np.log((k + 2.0) / (k + 1.0)) / np.log(range_max + 1.0)).astype(np.float32)
+    p = _probability(ids, range_max)
     if num_tries == num_sampled:
         return (p * np.float32(num_sampled)).astype(np.float32)
     # TF evaluates this in float32: std::log1p(float), then std::expm1(float).
