@@ -215,8 +215,13 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
         r0 = group_start[g]
         r1 = group_start[g + 1]
         c = centres[r0]
-        for s in range(n_sampled):
-            k = sampled[s]
+        # columns j < S are the shared sampled ids (target 0), then the group's labels (target 1)
+        for j in range(n_sampled + r1 - r0):
+            if j < n_sampled:
+                k, log_q = sampled[j], log_q_sampled[j]
+            else:
+                r = r0 + j - n_sampled
+                k, log_q = contexts[r], log_q_true[r - start]
             dot = np.float32(0.0)
             if k < n_hot:
                 for d in range(dim):
@@ -226,30 +231,18 @@ def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled,
                 for d in range(dim):
                     dot += emb_in[c, d] * emb_out[k, d]
                 b_k = bias[k]
-            # TF: sampled_logits += sampled_b; sampled_logits -= log(sampled_expected_count)
-            x = np.float64(dot) + b_k - log_q_sampled[s]
-            live = r1 - r0
-            if remove_hits:
-                live -= _masked_rows(contexts, r0, r1, sampled, s)
+            # TF: logits += b; logits -= log(expected_count)
+            x = np.float64(dot) + b_k - log_q
             sig, sp = _sigmoid_softplus(x)
-            coef_sampled[g, s] = live * sig  # target 0: d/dx = sigmoid(x)
-            loss += live * sp
-        for r in range(r0, r1):
-            k = contexts[r]
-            dot = np.float32(0.0)
-            if k < n_hot:
-                for d in range(dim):
-                    dot += emb_in[c, d] * (emb_out[k, d] + hot_out[k, d])
-                b_k = bias[k] + hot_bias[k]
+            if j < n_sampled:
+                live = r1 - r0
+                if remove_hits:
+                    live -= _masked_rows(contexts, r0, r1, sampled, j)
+                coef_sampled[g, j] = live * sig  # target 0: d/dx = sigmoid(x)
+                loss += live * sp
             else:
-                for d in range(dim):
-                    dot += emb_in[c, d] * emb_out[k, d]
-                b_k = bias[k]
-            # TF: true_logits += true_b; true_logits -= log(true_expected_count)
-            x = np.float64(dot) + b_k - log_q_true[r - start]
-            sig, sp = _sigmoid_softplus(x)
-            coef_true[r - start] = sig - 1.0  # target 1 (num_true = 1)
-            loss += sp - x
+                coef_true[r - start] = sig - 1.0  # target 1 (num_true = 1)
+                loss += sp - x
     # 2. Input gradients, from the output vectors before they move.
     for g in range(n_groups):
         for d in range(dim):
