@@ -69,7 +69,7 @@ def _fill_floor_table(table, range_max):
 def floor_table(range_max: int) -> np.ndarray:
     """value(u) at the grid points u = j / _GRID, computed by the kernel's own code. Where two
     neighbours agree, every u between them gives that value (exp is monotone), so the sampler
-    skips exp for about 3 draws in 4 and still draws exactly the ids the formula gives."""
+    skips exp for about 2 draws in 3 (64% with 59,907 words) and still draws exactly the ids the formula gives."""
     table = np.empty(_GRID + 1, dtype=np.int64)
     _fill_floor_table(table, range_max)
     return table
