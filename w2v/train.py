@@ -105,6 +105,9 @@ class Model:
     emb_out: np.ndarray  # [V, D] NCE output weights
     bias: np.ndarray  # [V] NCE biases
     config: Config
+    train_seconds: float = 0.0  # filled in when training ends
+    words_per_sec: float = 0.0
+    epoch_loss: dict = field(default_factory=dict)  # epoch -> mean loss per pair
 
     def vocab_save(self, path) -> None:
         from .vocab import Vocab
@@ -116,8 +119,10 @@ def memory_needed(vocab_size: int, n_ids: int, cfg: Config) -> dict:
     """Bytes training will hold: both [V, D] float32 matrices, the biases, the encoded corpus
     (memory-mapped from the cache, or in memory) and each worker's scratch."""
     workers = cfg.resolved_workers()
+    hot_rows = min(_HOT_ROWS, vocab_size) if workers > 1 else 0
     per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * 2 * cfg.window * 4)
-                  + cfg.batch_size * (cfg.num_sampled + cfg.dim + 4) * 4 + cfg.num_sampled * 16)
+                  + cfg.batch_size * (cfg.num_sampled + cfg.dim + 4) * 4 + cfg.num_sampled * 16
+                  + hot_rows * (cfg.dim + 1) * 4)
     parts = {"matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4, "corpus": n_ids * 4,
              "workers": workers * per_worker}
     parts["total"] = sum(parts.values())
@@ -185,7 +190,7 @@ class _Worker:
         self.coef_sampled = np.empty((b, s), dtype=np.float32)
         self.group_start = np.empty(b + 1, dtype=np.int64)
         self.grad_in = np.empty((b, d), dtype=np.float32)
-        n_hot = min(_HOT_ROWS, vocab_size) if cfg.resolved_workers() > 1 else 0  # one worker: exact steps
+        n_hot = min(_HOT_ROWS, vocab_size) if cfg.resolved_workers() > 1 else 0  # one worker: no buffer
         self.hot_out = np.zeros((n_hot, d), dtype=np.float32)
         self.hot_bias = np.zeros(n_hot, dtype=np.float32)
         self.totals = np.zeros(4, dtype=np.float64)
