@@ -265,8 +265,7 @@ class Trainer:
         return learning_rate(self.cfg.alpha, self.cfg.min_alpha, self.progress.words_done, self.progress.total_words)
 
     def _work(self, w: _Worker, trace: np.ndarray):
-        cfg, ds, model, progress = self.cfg, self.dataset, self.model, self.progress
-        log_p, log1m_p = self.tables
+        cfg, ds, progress = self.cfg, self.dataset, self.progress
         try:
             while w.epoch < cfg.epochs:
                 with progress.cond:
@@ -280,15 +279,7 @@ class Trainer:
                     words_before = progress.words_done
                 before = w.totals.copy()
                 job_start = int(w.cursor[0])
-                span_done = train_span(
-                    ds.ids, w.cursor, w.end, self.job_words, model.emb_in, model.emb_out, model.bias, self.keep_prob,
-                    cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
-                    cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", self.sampler_table,
-                    log_p, log1m_p,
-                    cfg.alpha, cfg.min_alpha, words_before, progress.total_words, w.rng_pairs,
-                    w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
-                    w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.hot_out, w.hot_bias,
-                    w.totals, trace)
+                span_done = self._train_job(w, words_before, trace)
                 _release(ds.ids, job_start, w.end if span_done else int(w.cursor[0]))
                 words, pairs, loss = (w.totals[:3] - before[:3])
                 if not math.isfinite(loss):
@@ -317,6 +308,21 @@ class Trainer:
             with progress.cond:
                 progress.finished += 1
                 progress.cond.notify_all()
+
+    def _train_job(self, w: _Worker, words_before: int, trace: np.ndarray) -> bool:
+        """One call of the kernel: about ``job_words`` words of worker ``w``'s span, at the learning
+        rate of ``words_before`` words done. Returns True when the span (the epoch) is done."""
+        cfg, ds, model = self.cfg, self.dataset, self.model
+        log_p, log1m_p = self.tables
+        return train_span(
+            ds.ids, w.cursor, w.end, self.job_words, model.emb_in, model.emb_out, model.bias, self.keep_prob,
+            cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
+            cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", self.sampler_table,
+            log_p, log1m_p,
+            cfg.alpha, cfg.min_alpha, words_before, self.progress.total_words, w.rng_pairs,
+            w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
+            w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.hot_out, w.hot_bias,
+            w.totals, trace)
 
     @contextmanager
     def _paused(self):
