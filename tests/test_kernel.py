@@ -4,22 +4,21 @@ import numpy as np
 import pytest
 from conftest import TF_NCE, load_npz
 
-from w2v.nce import flush_hot_rows, nce_sgd_step, sgd_step_reference
+from w2v.nce import Params, flush_hot_rows, nce_sgd_step, sgd_step_reference, step_scratch
 from w2v.sampler import expected_count
 
 
-def run_kernel(emb_in, emb_out, bias, centres, contexts, sampled, true_ec, sampled_ec, lr, rah, hot=0):
+def run_kernel(emb_in, emb_out, bias, inputs, labels, sampled, true_ec, sampled_ec, lr, rah, hot=0):
     """One step; with ``hot`` rows buffered thread-locally, then flushed (the multi-worker path)."""
-    b, s, d = len(centres), len(sampled), emb_in.shape[1]
-    hot_out, hot_bias = np.zeros((hot, d), np.float32), np.zeros(hot, np.float32)
-    loss = nce_sgd_step(emb_in, emb_out, bias, np.asarray(centres, np.int32), np.asarray(contexts, np.int32),
-                        0, b, np.asarray(sampled, np.int64), np.log(np.float64(sampled_ec)),
-                        np.log(np.float64(true_ec)), lr, rah, np.empty(b, np.float32),
-                        np.empty((b, s), np.float32), np.empty(b + 1, np.int64), np.empty((b, d), np.float32),
-                        hot_out, hot_bias)
+    b, s, d = len(inputs), len(sampled), emb_in.shape[1]
+    params = Params(emb_in, emb_out, bias)
+    sc = step_scratch(b, s, d, hot)
+    loss = nce_sgd_step(params, np.asarray(inputs, np.int32), np.asarray(labels, np.int32), 0, b,
+                        np.asarray(sampled, np.int64), np.log(np.float64(sampled_ec)), np.log(np.float64(true_ec)),
+                        lr, rah, sc)
     if hot:
-        assert np.abs(hot_out).sum() > 0  # the hot rows' steps were held back...
-        flush_hot_rows(emb_out, bias, hot_out, hot_bias)  # ...until the flush
+        assert np.abs(sc.hot_out).sum() > 0  # the hot rows' steps were held back...
+        flush_hot_rows(params, sc.hot_out, sc.hot_bias)  # ...until the flush
     return loss
 
 
@@ -56,6 +55,37 @@ def test_kernel_step_equals_reference_step(seed, rah, hot):
     for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=False):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)
     assert not np.array_equal(got[0], state[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rah", [False, True])
+@pytest.mark.parametrize("hot", [0, 5])
+def test_kernel_window_batch_equals_reference_step(seed, rah, hot):
+    """A window batch: inputs are one centre's contexts (some repeated), every label is the centre,
+    and the centre is among the shared negatives in half the cases (an accidental hit)."""
+    rng = np.random.default_rng(100 + seed)
+    v, d, s = int(rng.integers(20, 300)), int(rng.integers(1, 130)), int(rng.integers(1, 12))
+    b = int(rng.integers(1, 21))
+    centre = int(rng.integers(0, 10))
+    contexts = rng.integers(0, 8, size=b)  # small range: repeated contexts in the window
+    labels = np.full(b, centre)
+    unique = seed % 2 == 0
+    sampled = rng.choice(v, size=s, replace=False) if unique else rng.integers(0, 12, size=s)
+    if seed % 4 < 2:
+        sampled[int(rng.integers(0, s))] = centre  # the centre drawn as a negative
+    tries = s + int(rng.integers(0, 5))
+    true_ec = expected_count(labels, v, s, tries)
+    sampled_ec = expected_count(sampled, v, s, tries)
+    state = random_state(rng, v, d)
+    ref = [a.copy() for a in state]
+    got = [a.copy() for a in state]
+    lr = 0.3
+    ref_loss = sgd_step_reference(*ref, contexts, labels, sampled, true_ec, sampled_ec, lr, rah)
+    got_loss = run_kernel(*got, contexts, labels, sampled, true_ec, sampled_ec, lr, rah, hot)
+    assert got_loss == pytest.approx(ref_loss, rel=1e-5)
+    for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=False):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)
+    assert not np.array_equal(got[1], state[1])
 
 
 @pytest.mark.parametrize("name", ["nce_medium_nt1_rahF.npz", "nce_small_nt1_rahF.npz",

@@ -18,8 +18,10 @@ def test_dynamic_window_is_uniform_on_1_to_window(window):
     kept = np.arange(n, dtype=np.int32)
     centres = np.empty(n * 2 * window, np.int32)
     contexts = np.empty_like(centres)
+    window_of = np.empty_like(centres)
     rng = make_state(3, 0, 0)
-    m = piece_pairs(kept, n, window, rng, centres, contexts)
+    m = piece_pairs(kept, n, window, rng, centres, contexts, window_of)
+    np.testing.assert_array_equal(window_of[:m], centres[:m])  # kept[i] == i here
     # interior centres have 2b pairs, all within distance b
     per_centre = np.bincount(centres[:m], minlength=n)[window:-window]
     b = per_centre // 2
@@ -92,18 +94,25 @@ def test_unique_sampling_distinct_with_tries():
         sample_log_uniform(make_state(2, 0, 1), 50, 64, unique=True)
 
 
-def test_iter_batches_are_the_pairs_training_consumes(tmp_path):
+@pytest.mark.parametrize("batch", ["pairs", "window"])
+def test_iter_batches_are_the_pairs_training_consumes(tmp_path, batch):
     rng = np.random.default_rng(1)
     words = [f"w{int(z)}" for z in rng.zipf(1.3, size=30000) if z < 400]
     lines = [" ".join(words[i:i + 40]) for i in range(0, len(words), 40)]
     p = tmp_path / "c.txt"
     p.write_text("\n".join(lines) + "\n")
-    cfg = Config(min_count=2, epochs=1, workers=1, batch_size=7, num_sampled=5, window=3,
+    cfg = Config(min_count=2, epochs=1, workers=1, batch=batch, batch_size=7, num_sampled=5, window=3,
                  max_sentence_length=25, cache_dir="")
     ds = prepare([p], cfg)
     batches = list(iter_batches(ds.ids, ds.vocab.counts, cfg))
     pairs = np.concatenate([np.stack([b.centres, b.contexts], 1) for b in batches])
-    assert max(len(b.centres) for b in batches) == 7
+    if batch == "pairs":
+        assert max(len(b.centres) for b in batches) == 7
+        assert all((b.inputs is b.centres) and (b.labels is b.contexts) for b in batches)
+    else:
+        # one batch per centre: one label, the inputs are its contexts, at most 2 * window of them
+        assert max(len(b.centres) for b in batches) == 6
+        assert all(len(set(b.labels.tolist())) == 1 and b.inputs is b.contexts for b in batches)
     trace = np.full((len(pairs) + 10, 2), -1, np.int32)
     fit(ds, cfg, show_progress=False, trace=trace)
     np.testing.assert_array_equal(trace[:len(pairs)], pairs)

@@ -44,6 +44,13 @@ def test_jsonl_pairs_are_what_training_consumes(corpus):
     fit(ds, cfg, show_progress=False, trace=trace)
     assert [(r["center_id"], r["context_id"]) for r in pairs] == [tuple(t) for t in trace.tolist()]
     assert all(ds.vocab.words[r["center_id"]] == r["center"] for r in pairs)
+    # window batches (the default): each negatives record follows its window's pairs, whose centre
+    # is the batch's one label and whose contexts are the inputs
+    for r in negs:
+        window = [p for p in lines[:lines.index(r)] if "kind" not in p][r["first_pair"]:r["first_pair"] + r["pairs"]]
+        assert r["inputs"] == "context" and {p["center"] for p in window} == {r["label"]}
+        assert len(r["true_expected_count"]) == r["pairs"] >= len(window)  # the last window may be cut by --num
+        assert len(window) == r["pairs"] or r is negs[-1]
 
 
 def test_skip_tsv_and_table_formats(corpus):

@@ -35,7 +35,8 @@ _OVERRIDES = [
     ("--dim", "dim", int, "embedding dimension"),
     ("--window", "window", int, "max context distance"),
     ("--num-sampled", "num_sampled", int, "negatives per batch"),
-    ("--batch-size", "batch_size", int, "pairs per SGD step (sharing one sampled set)"),
+    ("--batch", "batch", click.Choice(["window", "pairs"]), "one SGD step: a centre's window, or batch_size pairs"),
+    ("--batch-size", "batch_size", int, "with --batch pairs: pairs per SGD step (sharing one sampled set)"),
     ("--epochs", "epochs", int, "passes over the corpus"),
     ("--alpha", "alpha", float, "initial learning rate"),
     ("--min-alpha", "min_alpha", float, "final learning rate"),
@@ -200,7 +201,11 @@ def _negatives_table(rec) -> str:
         hits = f"{where} ({'masked' if rec['removed'] else 'left in as negatives: remove_accidental_hits false'})"
     else:
         hits = "none"
-    return (f"  batch {rec['batch']}: {len(rec['sampled'])} sampled in {rec['num_tries']} tries; "
+    if rec["label"] is not None:
+        shape = f"window of {rec['label']}: {rec['pairs']} context(s) as inputs, label {rec['label']}"
+    else:
+        shape = f"{rec['pairs']} pair(s): centres as inputs, contexts as labels"
+    return (f"  batch {rec['batch']} ({shape}): {len(rec['sampled'])} sampled in {rec['num_tries']} tries; "
             f"word:Q (NCE subtracts log Q)\n    {sampled}\n    labels' Q: {true_q}\n    accidental hits: {hits}")
 
 

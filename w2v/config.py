@@ -31,7 +31,11 @@ class Config:
     max_sentence_length: int = _opt(10000, "longer lines are cut into pieces of this many tokens")
     # NCE and its sampler
     num_sampled: int = _opt(5, "negative ids drawn per batch from the log-uniform sampler")
-    batch_size: int = _opt(1, "skip-gram pairs per SGD step; one sampled set is shared by a batch, as in TF")
+    batch: str = _opt("window", "what one SGD step is: 'window' = one centre's window (inputs: its contexts, "
+                      "label: the centre, negatives shared by the window, as word2vec.c); 'pairs' = "
+                      "batch_size (centre -> context) pairs sharing the negatives, as TF's tutorial",
+                      choices=("window", "pairs"))
+    batch_size: int = _opt(1, "with batch 'pairs': skip-gram pairs per SGD step, sharing one sampled set as in TF")
     unique: bool = _opt(True, "sample negatives without repetition (tf.nn.nce_loss default)")
     remove_accidental_hits: bool = _opt(False, "mask sampled ids that equal the true label (TF default False)")
     bias_init: str = _opt("log_unigram", "initial NCE biases: log unigram probability or zero",

@@ -25,8 +25,9 @@ def sample_pairs(dataset: Dataset, cfg: Config, num: int = 20, skip: int = 0,
                  negatives: bool = False) -> Iterator[dict]:
     """Records of the first epoch (worker 0 of one): pair dicts with exactly ``center``,
     ``context``, ``center_id``, ``context_id``; with ``negatives``, after each batch's pairs a
-    ``{"kind": "negatives", ...}`` record: sampled ids with expected counts Q (NCE subtracts log Q),
-    the true labels' Q, and where accidental hits fall."""
+    ``{"kind": "negatives", ...}`` record: the batch's layout (``inputs``: which side of the pairs
+    is the input row; ``label`` of a window batch), the sampled ids with expected counts Q (NCE
+    subtracts log Q), the true labels' Q, and where accidental hits fall."""
     validate(cfg, len(dataset.vocab))
     words, vocab_size = dataset.vocab.words, len(dataset.vocab)
     seen = 0
@@ -40,11 +41,14 @@ def sample_pairs(dataset: Dataset, cfg: Config, num: int = 20, skip: int = 0,
         for c, x in zip(batch.centres[lo:hi].tolist(), batch.contexts[lo:hi].tolist(), strict=True):
             yield {"center": words[c], "context": words[x], "center_id": c, "context_id": x}
         if negatives:
-            q_true = expected_count(batch.contexts, vocab_size, cfg.num_sampled, batch.num_tries)
+            q_true = expected_count(batch.labels, vocab_size, cfg.num_sampled, batch.num_tries)
             q_sampled = expected_count(batch.sampled, vocab_size, cfg.num_sampled, batch.num_tries)
-            hits = accidental_hits(batch.contexts[:, None], batch.sampled)
+            hits = accidental_hits(batch.labels[:, None], batch.sampled)
             yield {
-                "kind": "negatives", "batch": index, "first_pair": first, "num_tries": batch.num_tries,
+                "kind": "negatives", "batch": index, "first_pair": first, "pairs": len(batch.centres),
+                "inputs": "context" if batch.by_window else "center",
+                "label": words[int(batch.centres[0])] if batch.by_window else None,
+                "num_tries": batch.num_tries,
                 "sampled": [{"word": words[k], "id": k, "expected_count": float(q)}
                             for k, q in zip(batch.sampled.tolist(), q_sampled.tolist(), strict=True)],
                 "true_expected_count": [float(q) for q in q_true.tolist()],
@@ -57,7 +61,7 @@ def sample_pairs(dataset: Dataset, cfg: Config, num: int = 20, skip: int = 0,
 
 
 @njit(cache=True, nogil=True)
-def _stream_counts(ids, end, max_len, keep_prob, window, rng, kept, centres, contexts, read, kept_counts):
+def _stream_counts(ids, end, max_len, keep_prob, window, rng, kept, centres, contexts, window_of, read, kept_counts):
     pos = 0
     pairs = 0
     pieces = 0
@@ -65,7 +69,7 @@ def _stream_counts(ids, end, max_len, keep_prob, window, rng, kept, centres, con
         pos, n_words, n_kept = next_piece(ids, pos, end, max_len, keep_prob, rng, kept)
         for i in range(n_kept):
             kept_counts[kept[i]] += 1
-        pairs += piece_pairs(kept, n_kept, window, rng, centres, contexts)
+        pairs += piece_pairs(kept, n_kept, window, rng, centres, contexts, window_of)
         pieces += 1
     for i in range(end):
         if ids[i] >= 0:
@@ -89,7 +93,8 @@ def pair_stats(dataset: Dataset, cfg: Config, max_tokens: int = 0, top: int = 10
     cap = cfg.max_sentence_length
     pairs, pieces = _stream_counts(
         dataset.ids, end, cap, keep_prob, cfg.window, make_state(cfg.seed, 0, PAIRS), np.empty(cap, np.int32),
-        np.empty(cap * 2 * cfg.window, np.int32), np.empty(cap * 2 * cfg.window, np.int32), read, kept_counts)
+        np.empty(cap * 2 * cfg.window, np.int32), np.empty(cap * 2 * cfg.window, np.int32),
+        np.empty(cap * 2 * cfg.window, np.int32), read, kept_counts)
     words_read, words_kept = int(read.sum()), int(kept_counts.sum())
     frequent = [{"word": vocab.words[i], "id": i, "read": int(read[i]), "kept": int(kept_counts[i]),
                  "observed_keep": float(kept_counts[i] / read[i]) if read[i] else None,

@@ -9,6 +9,8 @@ With remove_accidental_hits, a sampled column equal to one of the row's labels i
 -FLT_MAX (TF: sparse_to_dense(..., -FLT_MAX)), so it adds exactly 0 to loss and gradients.
 """
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -148,24 +150,39 @@ def _sigmoid_softplus(x):
     return e / (1.0 + e), log1p_e
 
 
-@njit(cache=True, nogil=True)
-def _masked_rows(centres_ctx, r0, r1, sampled, s):
-    """Rows r0..r1 whose label is sampled[s] with s the last position of that id (TF's mask)."""
-    k = sampled[s]
-    hits = 0
-    for r in range(r0, r1):
-        if centres_ctx[r] == k:
-            hits += 1
-    if hits:
-        for j in range(s + 1, sampled.shape[0]):
-            if sampled[j] == k:
-                return 0
-    return hits
+# The model's parameters as the kernels take them.
+Params = namedtuple("Params", ["emb_in", "emb_out", "bias"])
+
+# One worker's scratch for ``nce_sgd_step``, allocated once (the step allocates nothing):
+#   block [S+B, D] / block_bias [S+B]: the output rows of the batch's columns, gathered before the
+#     step (the S sampled ids, then one row per run of equal labels), so every read sees the state
+#     before the step and the rows sit contiguous in L1 while every input row meets them;
+#   delta [S+B, D] / delta_bias [S+B]: their accumulated gradients, scattered back once;
+#   grad_in [B, D]: each input row's gradient; coef [S+1]: one row's d loss / d logit;
+#   group_start [B+1]: the runs of equal labels;
+#   hot_out [H, D] / hot_bias [H]: pending steps of output rows 0..H-1 (see ``flush_hot_rows``).
+StepScratch = namedtuple("StepScratch", [
+    "block", "block_bias", "delta", "delta_bias", "grad_in", "coef", "group_start", "hot_out", "hot_bias"])
+
+
+def step_scratch(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> StepScratch:
+    cols = num_sampled + max_rows
+    return StepScratch(np.empty((cols, dim), np.float32), np.empty(cols, np.float64),
+                       np.empty((cols, dim), np.float32), np.empty(cols, np.float64),
+                       np.empty((max_rows, dim), np.float32), np.empty(num_sampled + 1, np.float64),
+                       np.empty(max_rows + 1, np.int64), np.zeros((hot_rows, dim), np.float32),
+                       np.zeros(hot_rows, np.float32))
+
+
+def step_scratch_bytes(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> int:
+    cols = num_sampled + max_rows
+    return cols * (2 * dim * 4 + 16) + max_rows * (dim * 4 + 8) + (num_sampled + 2) * 8 + hot_rows * (dim + 1) * 4
 
 
 @njit(cache=True, nogil=True)
-def flush_hot_rows(emb_out, bias, hot_out, hot_bias):
+def flush_hot_rows(params, hot_out, hot_bias):
     """Apply a thread's pending deltas of the hot output rows to the shared parameters."""
+    emb_out, bias = params.emb_out, params.bias
     for k in range(hot_out.shape[0]):
         bias[k] += hot_bias[k]
         hot_bias[k] = 0.0
@@ -174,113 +191,110 @@ def flush_hot_rows(emb_out, bias, hot_out, hot_bias):
             hot_out[k, d] = 0.0
 
 
+@njit(cache=True, nogil=True)
+def _is_last(sampled, j):
+    """TF's accidental-hit mask marks only the last position of an id drawn twice (non-unique)."""
+    for i in range(j + 1, sampled.shape[0]):
+        if sampled[i] == sampled[j]:
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True, fastmath=True)
-def nce_sgd_step(emb_in, emb_out, bias, centres, contexts, start, stop, sampled, log_q_sampled,
-                 log_q_true, lr, remove_hits, coef_true, coef_sampled, group_start, grad_in,
-                 hot_out, hot_bias):
+def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, log_q_true, lr, remove_hits, sc):
     """One SGD step on sum(loss) of the batch rows [start, stop), in place; returns sum(loss).
 
-    Same result as ``sgd_step_reference``: every gradient is taken at the state before the step.
-    Consecutive rows with the same centre (a skip-gram centre's contexts) share their input
-    vector, so their sampled logits are computed once for the group (the HogBatch trick, Ji et
-    al. 2016): B + groups*S dot products instead of B*(1+S). ``log_q_true`` is indexed by
-    row - start. Scratch arrays (caller-owned, so nothing is allocated here): coef_true [B],
-    coef_sampled [B, S], group_start [B+1], grad_in [B, D].
+    Row r's input is ``params.emb_in[inputs[r]]``, its label ``labels[r]``; ``sampled`` (with
+    ``log_q_sampled``) is shared by the batch, ``log_q_true`` is indexed by r - start. Same result
+    as ``sgd_step_reference``: every gradient is taken at the state before the step.
 
-    ``hot_out`` [H, D] / ``hot_bias`` [H]: this thread's pending steps of output rows 0..H-1 (the
-    most frequent words, which the log-uniform sampler draws all the time). With several workers,
-    writing those shared rows on every step makes the cores fight over their cache lines; the
-    steps collect here and ``flush_hot_rows`` applies them now and then. Reads add the delta, so
-    the thread's own view is exact. H = 0 writes every row directly.
+    The batch's output rows are gathered into ``sc.block`` first: S sampled rows, then one row per
+    run of consecutive equal labels (a window batch has one run: its centre). The logits are then
+    a [B, S+1] product of input rows with that block, and its gradients accumulate in ``sc.delta``
+    and ``sc.grad_in``, innermost loops over D contiguous floats; every row is written once at the
+    end. Hot output rows (id < H) go to this thread's ``sc.hot_out``/``hot_bias`` instead of the
+    shared matrix (several workers writing the rows the sampler draws most make the cores fight
+    over their cache lines); reads add the pending delta, so the thread's own view is exact.
     """
+    emb_in, emb_out, bias = params.emb_in, params.emb_out, params.bias
+    block, block_bias, delta, delta_bias = sc.block, sc.block_bias, sc.delta, sc.delta_bias
+    grad_in, coef, group_start, hot_out, hot_bias = sc.grad_in, sc.coef, sc.group_start, sc.hot_out, sc.hot_bias
     dim = emb_in.shape[1]
     n_sampled = sampled.shape[0]
+    n_hot = hot_out.shape[0]
+    # 1. Gather: the sampled rows, then the label of each run of equal labels.
     n_groups = 0
     r = start
     while r < stop:
         group_start[n_groups] = r
         n_groups += 1
-        c = centres[r]
         r += 1
-        while r < stop and centres[r] == c:
+        while r < stop and labels[r] == labels[r - 1]:
             r += 1
     group_start[n_groups] = stop
-    n_hot = hot_out.shape[0]
-
-    # The row loops are written out here, not in helpers: a numba call taking arrays costs
-    # reference-count updates (atomic, on cache lines the workers share), which doubled a step.
+    for j in range(n_sampled + n_groups):
+        k = sampled[j] if j < n_sampled else labels[group_start[j - n_sampled]]
+        if k < n_hot:
+            for d in range(dim):
+                block[j, d] = emb_out[k, d] + hot_out[k, d]
+            block_bias[j] = bias[k] + hot_bias[k]
+        else:
+            for d in range(dim):
+                block[j, d] = emb_out[k, d]
+            block_bias[j] = bias[k]
+        for d in range(dim):
+            delta[j, d] = 0.0
+        delta_bias[j] = 0.0
+    # 2. Per row: S+1 logits against the block, d loss / d logit, the row's input gradient and its
+    #    share of the output rows' gradients, all from the state before the step.
     loss = 0.0
-    # 1. d loss / d logit for every cell, from the current parameters.
     for g in range(n_groups):
-        r0 = group_start[g]
-        r1 = group_start[g + 1]
-        c = centres[r0]
-        # columns j < S are the shared sampled ids (target 0), then the group's labels (target 1)
-        for j in range(n_sampled + r1 - r0):
-            if j < n_sampled:
-                k, log_q = sampled[j], log_q_sampled[j]
-            else:
-                r = r0 + j - n_sampled
-                k, log_q = contexts[r], log_q_true[r - start]
-            dot = np.float32(0.0)
-            if k < n_hot:
+        label = labels[group_start[g]]
+        label_col = n_sampled + g
+        for r in range(group_start[g], group_start[g + 1]):
+            c = inputs[r]
+            for i in range(n_sampled + 1):
+                j = i if i < n_sampled else label_col
+                dot = np.float32(0.0)
                 for d in range(dim):
-                    dot += emb_in[c, d] * (emb_out[k, d] + hot_out[k, d])
-                b_k = bias[k] + hot_bias[k]
-            else:
+                    dot += emb_in[c, d] * block[j, d]
+                # TF: logits += b; logits -= log(expected_count)
+                log_q = log_q_sampled[j] if i < n_sampled else log_q_true[r - start]
+                x = np.float64(dot) + block_bias[j] - log_q
+                sig, sp = _sigmoid_softplus(x)
+                if i == n_sampled:
+                    coef[i] = sig - 1.0  # target 1 (num_true = 1): d/dx = sigmoid(x) - 1
+                    loss += sp - x
+                elif remove_hits and sampled[j] == label and _is_last(sampled, j):
+                    coef[i] = 0.0  # TF pushes the logit to -FLT_MAX: no loss, no gradient
+                else:
+                    coef[i] = sig  # target 0
+                    loss += sp
+            for d in range(dim):
+                grad_in[r - start, d] = 0.0
+            for i in range(n_sampled + 1):
+                j = i if i < n_sampled else label_col
+                a = np.float32(coef[i])
                 for d in range(dim):
-                    dot += emb_in[c, d] * emb_out[k, d]
-                b_k = bias[k]
-            # TF: logits += b; logits -= log(expected_count)
-            x = np.float64(dot) + b_k - log_q
-            sig, sp = _sigmoid_softplus(x)
-            if j < n_sampled:
-                live = r1 - r0
-                if remove_hits:
-                    live -= _masked_rows(contexts, r0, r1, sampled, j)
-                coef_sampled[g, j] = live * sig  # target 0: d/dx = sigmoid(x)
-                loss += live * sp
-            else:
-                coef_true[r - start] = sig - 1.0  # target 1 (num_true = 1)
-                loss += sp - x
-    # 2. Input gradients, from the output vectors before they move.
-    for g in range(n_groups):
-        for d in range(dim):
-            grad_in[g, d] = 0.0
-        for j in range(n_sampled + group_start[g + 1] - group_start[g]):
-            if j < n_sampled:
-                k, a = sampled[j], coef_sampled[g, j]
-            else:
-                r = group_start[g] + j - n_sampled
-                k, a = contexts[r], coef_true[r - start]
-            if k < n_hot:
+                    grad_in[r - start, d] += a * block[j, d]
                 for d in range(dim):
-                    grad_in[g, d] += a * (emb_out[k, d] + hot_out[k, d])
-            else:
-                for d in range(dim):
-                    grad_in[g, d] += a * emb_out[k, d]
-    # 3. Output vectors and biases, from the input vectors before they move; a hot row's step
-    #    goes to this thread's delta.
-    for g in range(n_groups):
-        c = centres[group_start[g]]
-        for j in range(n_sampled + group_start[g + 1] - group_start[g]):
-            if j < n_sampled:
-                k, a = sampled[j], np.float32(lr * coef_sampled[g, j])
-            else:
-                r = group_start[g] + j - n_sampled
-                k, a = contexts[r], np.float32(lr * coef_true[r - start])
-            if k < n_hot:
-                hot_bias[k] -= a
-                for d in range(dim):
-                    hot_out[k, d] -= a * emb_in[c, d]
-            else:
-                bias[k] -= a
-                for d in range(dim):
-                    emb_out[k, d] -= a * emb_in[c, d]
-    # 4. Input vectors.
+                    delta[j, d] += a * emb_in[c, d]
+                delta_bias[j] += coef[i]
+    # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta), then
+    #    the input rows (a context repeated in the window gets both its rows' gradients).
     lr32 = np.float32(lr)
-    for g in range(n_groups):
-        c = centres[group_start[g]]
+    for j in range(n_sampled + n_groups):
+        k = sampled[j] if j < n_sampled else labels[group_start[j - n_sampled]]
+        if k < n_hot:
+            hot_bias[k] -= np.float32(lr * delta_bias[j])
+            for d in range(dim):
+                hot_out[k, d] -= lr32 * delta[j, d]
+        else:
+            bias[k] -= np.float32(lr * delta_bias[j])
+            for d in range(dim):
+                emb_out[k, d] -= lr32 * delta[j, d]
+    for r in range(start, stop):
+        c = inputs[r]
         for d in range(dim):
-            emb_in[c, d] -= lr32 * grad_in[g, d]
+            emb_in[c, d] -= lr32 * grad_in[r - start, d]
     return loss

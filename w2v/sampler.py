@@ -103,10 +103,11 @@ def draw_log_uniform(state, range_max, table, num_sampled, unique, out, stamp, m
 
 
 @njit(cache=True, nogil=True)
-def log_expected_count(k, num_tries, num_sampled, log_p, log1m_p):
-    """log Q(k) from tables log(P) and log1p(-P); float64 throughout (TF rounds Q to float32)."""
+def log_expected_count(k, num_tries, num_sampled, log_p, log1m_p, log_num_sampled):
+    """log Q(k) from tables log(P) and log1p(-P) and log(num_sampled); float64 throughout (TF rounds
+    Q to float32)."""
     if num_tries == num_sampled:
-        return log_p[k] + np.log(np.float64(num_sampled))
+        return log_p[k] + log_num_sampled
     return np.log(-np.expm1(num_tries * log1m_p[k]))
 
 

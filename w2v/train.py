@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import deque, namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +25,8 @@ from numba import njit
 from .config import Config, validate
 from .dataset import Dataset
 from .errors import ResourceError, TrainingError
-from .nce import flush_hot_rows, nce_sgd_step
-from .pairs import N_PAIRS, NEXT, keep_probabilities, new_cursor, next_batch, worker_spans
+from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
+from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, floor_table, log_expected_count, log_tables
 
@@ -44,57 +44,72 @@ def learning_rate(alpha, min_alpha, words_done, total_words):
     return max(min_alpha, alpha - (alpha - min_alpha) * words_done / total_words)
 
 
+# The kernel's state in named bundles (Numba takes namedtuples of arrays and scalars as they are):
+# the model (nce.Params), one worker's pair stream (pairs.PairStream), the sampler's tables, the
+# learning-rate schedule of this call, and one worker's negatives and step scratch.
+Sampler = namedtuple("Sampler", ["table", "log_p", "log1m_p", "log_num_sampled", "num_sampled", "unique",
+                                 "remove_hits"])
+Schedule = namedtuple("Schedule", ["alpha", "min_alpha", "words_before", "total_words", "mean_loss"])
+Negatives = namedtuple("Negatives", ["rng", "stamp", "mark", "sampled", "log_q_sampled", "log_q_true"])
+
+
 @njit(cache=True, nogil=True)
-def train_span(ids, cursor, end, word_budget, emb_in, emb_out, bias, keep_prob, window, max_len,
-               num_sampled, unique, remove_hits, batch_size, mean_loss, sampler_table, log_p, log1m_p,
-               alpha, min_alpha, words_before, total_words, rng_pairs, rng_neg, stamp, mark,
-               kept, centres, contexts, sampled, log_q_sampled, log_q_true, coef_true,
-               coef_sampled, group_start, grad_in, hot_out, hot_bias, totals, trace):
-    """Train on the worker's pair stream until ``word_budget`` words are read and the current
-    piece is finished, or the span ends; returns True at the end of the span.
+def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, totals, trace):
+    """Train on ``stream`` until ``word_budget`` words are read (finishing the piece in hand) or
+    its span ends; returns True when the span is done. Each batch: draw S negatives once, log Q of
+    the sampled ids and the labels, one NCE SGD step.
 
     ``totals`` accumulates [words, pairs, loss sum, batches]. ``trace`` (int32 [n, 2]), when
-    non-empty, records the first n pairs consumed, for tests that compare with ``iter_batches``.
+    non-empty, records the first n (centre, context) pairs consumed, for tests that compare with
+    ``iter_batches``.
     """
-    vocab_size = emb_out.shape[0]
+    vocab_size = params.emb_out.shape[0]
+    by_window, cursor = stream.by_window, stream.cursor
+    # window batches: inputs are the contexts, every label the centre; pairs: the other way round
+    inputs = stream.contexts if by_window else stream.centres
+    labels = stream.centres if by_window else stream.contexts
     words = 0
     since_flush = 0
-    lr = learning_rate(alpha, min_alpha, words_before, total_words)
+    lr = learning_rate(schedule.alpha, schedule.min_alpha, schedule.words_before, schedule.total_words)
     while True:
         if words >= word_budget and cursor[NEXT] >= cursor[N_PAIRS]:
-            flush_hot_rows(emb_out, bias, hot_out, hot_bias)
-            totals[0] += words
-            return False
-        b0, b1, n_words = next_batch(ids, cursor, end, max_len, keep_prob, window, batch_size, rng_pairs,
-                                     kept, centres, contexts)
+            break
+        b0, b1, n_words = next_batch(stream)
         if n_words:  # a new piece: the learning rate follows the words read so far
             words += n_words
-            lr = learning_rate(alpha, min_alpha, words_before + words, total_words)
+            lr = learning_rate(schedule.alpha, schedule.min_alpha, schedule.words_before + words,
+                               schedule.total_words)
         if b0 == b1:
-            flush_hot_rows(emb_out, bias, hot_out, hot_bias)
-            totals[0] += words
-            return True
-        mark[0] += 1
-        tries = draw_log_uniform(rng_neg, vocab_size, sampler_table, num_sampled, unique, sampled, stamp, mark[0])
-        for s in range(num_sampled):
-            log_q_sampled[s] = log_expected_count(sampled[s], tries, num_sampled, log_p, log1m_p)
-        for r in range(b0, b1):
-            log_q_true[r - b0] = log_expected_count(contexts[r], tries, num_sampled, log_p, log1m_p)
-        step = lr / (b1 - b0) if mean_loss else lr
-        totals[2] += nce_sgd_step(emb_in, emb_out, bias, centres, contexts, b0, b1, sampled,
-                                  log_q_sampled, log_q_true, step, remove_hits, coef_true,
-                                  coef_sampled, group_start, grad_in, hot_out, hot_bias)
-        if hot_out.shape[0]:
+            break
+        neg.mark[0] += 1
+        tries = draw_log_uniform(neg.rng, vocab_size, sampler.table, sampler.num_sampled, sampler.unique,
+                                 neg.sampled, neg.stamp, neg.mark[0])
+        for s in range(sampler.num_sampled):
+            neg.log_q_sampled[s] = log_expected_count(neg.sampled[s], tries, sampler.num_sampled,
+                                                      sampler.log_p, sampler.log1m_p, sampler.log_num_sampled)
+        for r in range(b0, b1):  # a window's rows share their label: one log Q for all
+            if r > b0 and labels[r] == labels[r - 1]:
+                neg.log_q_true[r - b0] = neg.log_q_true[r - b0 - 1]
+            else:
+                neg.log_q_true[r - b0] = log_expected_count(labels[r], tries, sampler.num_sampled,
+                                                            sampler.log_p, sampler.log1m_p, sampler.log_num_sampled)
+        step = lr / (b1 - b0) if schedule.mean_loss else lr
+        totals[2] += nce_sgd_step(params, inputs, labels, b0, b1, neg.sampled, neg.log_q_sampled,
+                                  neg.log_q_true, step, sampler.remove_hits, scratch)
+        if scratch.hot_out.shape[0]:
             since_flush += b1 - b0
             if since_flush >= _FLUSH_PAIRS:
-                flush_hot_rows(emb_out, bias, hot_out, hot_bias)
+                flush_hot_rows(params, scratch.hot_out, scratch.hot_bias)
                 since_flush = 0
         base = np.int64(totals[1])
         for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
-            trace[base + r - b0, 0] = centres[r]
-            trace[base + r - b0, 1] = contexts[r]
+            trace[base + r - b0, 0] = stream.centres[r]
+            trace[base + r - b0, 1] = stream.contexts[r]
         totals[1] += b1 - b0
         totals[3] += 1
+    flush_hot_rows(params, scratch.hot_out, scratch.hot_bias)
+    totals[0] += words
+    return b0 == b1
 
 
 @dataclass
@@ -120,9 +135,9 @@ def memory_needed(vocab_size: int, n_ids: int, cfg: Config) -> dict:
     (memory-mapped from the cache, or in memory) and each worker's scratch."""
     workers = cfg.resolved_workers()
     hot_rows = min(_HOT_ROWS, vocab_size) if workers > 1 else 0
-    per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * 2 * cfg.window * 4)
-                  + cfg.batch_size * (cfg.num_sampled + cfg.dim + 4) * 4 + cfg.num_sampled * 16
-                  + hot_rows * (cfg.dim + 1) * 4)
+    rows = max_batch_rows(cfg)
+    per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * cfg.window * 12)
+                  + rows * 8 + cfg.num_sampled * 16 + step_scratch_bytes(rows, cfg.num_sampled, cfg.dim, hot_rows))
     parts = {"matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4, "corpus": n_ids * 4,
              "workers": workers * per_worker}
     parts["total"] = sum(parts.values())
@@ -166,34 +181,29 @@ def init_model(dataset: Dataset, cfg: Config) -> Model:
 
 
 class _Worker:
-    """One thread's state: its span, where it is in it, its RNG streams and scratch buffers."""
+    """One thread's state: its span, its pair stream (cursor, RNG), negatives and step scratch."""
 
-    def __init__(self, index: int, span, cfg: Config, vocab_size: int):
+    def __init__(self, index: int, span, cfg: Config, ids: np.ndarray, keep_prob: np.ndarray, vocab_size: int):
         self.start, self.end = span
-        self.cursor = new_cursor(self.start)
         self.epoch = 0
-        self.rng_pairs = make_state(cfg.seed, index, PAIRS)
-        self.rng_neg = make_state(cfg.seed, index, NEGATIVES)
+        self.stream = pair_stream(ids, self.start, self.end, keep_prob, cfg, make_state(cfg.seed, index, PAIRS))
         # stamp[k] == mark flags ids drawn in the current batch; marks only grow, so a resumed
         # worker can start from a zero stamp array and draw the same ids.
-        self.stamp = np.zeros(vocab_size, dtype=np.int64)
-        self.mark = np.zeros(1, dtype=np.int64)
-        cap = cfg.max_sentence_length * 2 * cfg.window
-        b, s, d = cfg.batch_size, cfg.num_sampled, cfg.dim
-        self.kept = np.empty(cfg.max_sentence_length, dtype=np.int32)
-        self.centres = np.empty(cap, dtype=np.int32)
-        self.contexts = np.empty(cap, dtype=np.int32)
-        self.sampled = np.empty(s, dtype=np.int64)
-        self.log_q_sampled = np.empty(s, dtype=np.float64)
-        self.log_q_true = np.empty(b, dtype=np.float64)
-        self.coef_true = np.empty(b, dtype=np.float32)
-        self.coef_sampled = np.empty((b, s), dtype=np.float32)
-        self.group_start = np.empty(b + 1, dtype=np.int64)
-        self.grad_in = np.empty((b, d), dtype=np.float32)
+        rows, s = max_batch_rows(cfg), cfg.num_sampled
+        self.neg = Negatives(make_state(cfg.seed, index, NEGATIVES), np.zeros(vocab_size, np.int64),
+                             np.zeros(1, np.int64), np.empty(s, np.int64), np.empty(s, np.float64),
+                             np.empty(rows, np.float64))
         n_hot = min(_HOT_ROWS, vocab_size) if cfg.resolved_workers() > 1 else 0  # one worker: no buffer
-        self.hot_out = np.zeros((n_hot, d), dtype=np.float32)
-        self.hot_bias = np.zeros(n_hot, dtype=np.float32)
+        self.scratch = step_scratch(rows, s, cfg.dim, n_hot)
         self.totals = np.zeros(4, dtype=np.float64)
+
+    @property
+    def cursor(self) -> np.ndarray:
+        return self.stream.cursor
+
+    def rewind(self) -> None:
+        """Back to the start of the span, for the next epoch."""
+        self.stream.cursor[:] = new_cursor(self.start)
 
 
 def _release(ids: np.ndarray, start: int, stop: int) -> None:
@@ -251,12 +261,13 @@ class Trainer:
         validate(cfg, len(dataset.vocab))
         self.dataset, self.cfg = dataset, cfg
         self.model = model or init_model(dataset, cfg)
-        self.workers = [_Worker(i, span, cfg, len(dataset.vocab))
+        vocab_size = len(dataset.vocab)
+        keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
+        self.workers = [_Worker(i, span, cfg, dataset.ids, keep_prob, vocab_size)
                         for i, span in enumerate(worker_spans(len(dataset.ids), cfg.resolved_workers()))]
         self.progress = Progress(total_words=max(1, dataset.n_words * cfg.epochs))
-        self.keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
-        self.tables = log_tables(len(dataset.vocab))
-        self.sampler_table = floor_table(len(dataset.vocab))
+        self.sampler = Sampler(floor_table(vocab_size), *log_tables(vocab_size), np.log(cfg.num_sampled),
+                               cfg.num_sampled, cfg.unique, cfg.remove_accidental_hits)
         # words per call of the kernel: small enough for progress and logs to keep up (and for a
         # signal to stop the run within a fraction of a second), large enough to hide Python
         self.job_words = max(1000, min(_JOB_WORDS, self.progress.total_words // 200))
@@ -300,7 +311,7 @@ class Trainer:
                     ep[1] += int(pairs)
                 if span_done:
                     w.epoch += 1
-                    w.cursor = new_cursor(w.start)
+                    w.rewind()
         except BaseException as e:  # reported by the main thread
             with progress.cond:
                 progress.error = progress.error or e
@@ -312,17 +323,10 @@ class Trainer:
     def _train_job(self, w: _Worker, words_before: int, trace: np.ndarray) -> bool:
         """One call of the kernel: about ``job_words`` words of worker ``w``'s span, at the learning
         rate of ``words_before`` words done. Returns True when the span (the epoch) is done."""
-        cfg, ds, model = self.cfg, self.dataset, self.model
-        log_p, log1m_p = self.tables
-        return train_span(
-            ds.ids, w.cursor, w.end, self.job_words, model.emb_in, model.emb_out, model.bias, self.keep_prob,
-            cfg.window, cfg.max_sentence_length, cfg.num_sampled, cfg.unique,
-            cfg.remove_accidental_hits, cfg.batch_size, cfg.reduction == "mean", self.sampler_table,
-            log_p, log1m_p,
-            cfg.alpha, cfg.min_alpha, words_before, self.progress.total_words, w.rng_pairs,
-            w.rng_neg, w.stamp, w.mark, w.kept, w.centres, w.contexts, w.sampled, w.log_q_sampled,
-            w.log_q_true, w.coef_true, w.coef_sampled, w.group_start, w.grad_in, w.hot_out, w.hot_bias,
-            w.totals, trace)
+        cfg, model = self.cfg, self.model
+        schedule = Schedule(cfg.alpha, cfg.min_alpha, words_before, self.progress.total_words, cfg.reduction == "mean")
+        return train_span(Params(model.emb_in, model.emb_out, model.bias), w.stream, self.sampler, schedule, w.neg,
+                          w.scratch, self.job_words, w.totals, trace)
 
     @contextmanager
     def _paused(self):
@@ -438,9 +442,9 @@ class Trainer:
         return {
             "cursors": np.stack([w.cursor for w in self.workers]),
             "epochs": np.array([w.epoch for w in self.workers], np.int64),
-            "rng_pairs": np.concatenate([w.rng_pairs for w in self.workers]),
-            "rng_neg": np.concatenate([w.rng_neg for w in self.workers]),
-            "marks": np.concatenate([w.mark for w in self.workers]),
+            "rng_pairs": np.concatenate([w.stream.rng for w in self.workers]),
+            "rng_neg": np.concatenate([w.neg.rng for w in self.workers]),
+            "marks": np.concatenate([w.neg.mark for w in self.workers]),
             "totals": np.stack([w.totals for w in self.workers]),
             "words_done": np.int64(p.words_done), "pairs": np.int64(p.pairs), "seconds": np.float64(p.seconds),
             "epoch_loss": np.array([[e, v[0], v[1]] for e, v in sorted(p.epoch_loss.items())],
@@ -453,9 +457,9 @@ class Trainer:
         for i, w in enumerate(self.workers):
             w.cursor[:] = st["cursors"][i]
             w.epoch = int(st["epochs"][i])
-            w.rng_pairs[:] = st["rng_pairs"][i:i + 1]
-            w.rng_neg[:] = st["rng_neg"][i:i + 1]
-            w.mark[:] = st["marks"][i:i + 1]
+            w.stream.rng[:] = st["rng_pairs"][i:i + 1]
+            w.neg.rng[:] = st["rng_neg"][i:i + 1]
+            w.neg.mark[:] = st["marks"][i:i + 1]
             w.totals[:] = st["totals"][i]
         p = self.progress
         p.words_done, p.pairs, p.seconds = int(st["words_done"]), int(st["pairs"]), float(st["seconds"])
