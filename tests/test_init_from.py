@@ -194,6 +194,14 @@ def test_python_api_and_explicit_settings(run_a, corpora, tmp_path):
     assert c.epochs == 1 and c.alpha == 0.02 and c.dim == 16 and c.init_from == str(run_a)
     model = train([b], c, tmp_path / "api", show_progress=False)
     assert "b0" in model.words and load_checkpoint(tmp_path / "api" / "checkpoint.npz")["words_done"] > 0
+    # a continued run continues in turn; its record names its own parent and corpora
+    a, _ = corpora
+    again = train([a], continued_config(tmp_path / "api", overrides={"workers": 1}), tmp_path / "api2",
+                  show_progress=False)
+    saved = yaml.safe_load((tmp_path / "api2" / "config.yaml").read_text())
+    assert saved["init_from"] == str((tmp_path / "api").resolve()) and saved["alpha"] == 0.01
+    assert saved["init_from_corpus"] == str(b.resolve()) and saved["continued_on"] == str(a.resolve())
+    assert again.words[:len(model.words)] != model.words and set(model.words) <= set(again.words)
 
 
 def test_interrupted_continued_run_resumes_bit_identical(run_a, corpora, tmp_path, monkeypatch):
