@@ -222,7 +222,8 @@ def _load_base(path: Path) -> dict:
 
     try:
         ck = load_checkpoint(path)
-        emb_in, emb_out, bias, words, counts = (ck[k] for k in ("emb_in", "emb_out", "bias", "words", "counts"))
+        emb_in, emb_out, bias, words, counts, _ = (ck[k] for k in ("emb_in", "emb_out", "bias", "words", "counts",
+                                                                    "corpus"))
     except (KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise OutputError(f"cannot read checkpoint {path}: it is damaged ({e})") from None
     v = len(words)
@@ -285,7 +286,7 @@ def encode_with_vocab(corpus, vocab: Vocab, cfg: Config) -> Dataset:
 def continued_model(dataset: Dataset, cfg: Config, base: dict) -> Model:
     """RUN's input and output vectors and biases moved to their words' new ids; new words start
     as in a fresh run (``init_model``, biases from the merged counts). RUN's biases are kept,
-    not re-centred on the merged counts: they are what RUN learnt, and B's counts reach them by training."""
+    not re-centred on the merged counts: they are what RUN learnt, and training on NEW moves them."""
     from .train import init_model
 
     model = init_model(dataset, cfg)
