@@ -90,12 +90,17 @@ def main():
               help="run directory: vectors, vocab.txt, config.yaml, log.jsonl, checkpoint.npz")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="continue the run in this directory from its checkpoint (with --epochs: to that many epochs)")
+@click.option("--init-from", "init_from", type=click.Path(file_okay=False), default=None,
+              help="a new run on CORPUS starting from this run's vectors and vocabulary (its words + CORPUS's "
+                   "new ones reaching min-count); its settings are the defaults, alpha half of its own")
+@click.option("--prune", is_flag=True,
+              help="with --init-from: also drop its words below min-count / past max-vocab-size in the merged counts")
 @click.option("--format", "fmt", type=click.Choice(["text", "binary", "npy", "projector"]), default=None,
               help="vectors format [config: format, default text]")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
 @pipeline_options
-def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
+def train(corpus, output, resume_dir, init_from, prune, fmt, quiet, config_path, **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
@@ -110,6 +115,7 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
       w2v train a.txt b.txt.gz --dim 200 --workers 1 --seed 7
       w2v train --resume run                # the rest of an interrupted run
       w2v train --resume run --epochs 10    # or more epochs
+      w2v train news.txt --init-from run --output run2   # run's vectors, trained further on news.txt
     """
     from .train import Interrupted
 
@@ -118,7 +124,9 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
     try:
         if resume_dir is not None:
             extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
-            if corpus or config_path or extra or fmt:
+            if init_from is not None:
+                _fail("--resume continues a run, --init-from starts a new one from a run: give one of them")
+            if corpus or config_path or extra or fmt or prune:
                 _fail("--resume takes the run's own corpus and config; only --epochs may change")
             from .run import resume
 
@@ -127,7 +135,15 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
         if not corpus:
             _fail("give a CORPUS to train on (or --resume DIR)")
         overrides["format"] = fmt
-        cfg = _load_config(config_path, overrides)
+        overrides["prune"] = prune or None
+        if init_from is not None:
+            from .run import continued_config
+
+            if overrides.pop("no_cache", False):
+                overrides["cache_dir"] = ""
+            cfg = continued_config(init_from, config_path, overrides)
+        else:
+            cfg = _load_config(config_path, overrides)
         from .run import train as train_run
 
         train_run(list(corpus), cfg, output, show_progress=show, log=log)

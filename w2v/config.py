@@ -55,6 +55,11 @@ class Config:
     checkpoint_interval: float = _opt(600.0, "seconds between checkpoints while training (0 = only at the end)")
     cache_dir: str = _opt("~/.cache/w2v", "where the encoded corpus is cached ('' = no cache)")
     chunk_bytes: int = _opt(1 << 20, "bytes read at a time; bounds memory on files with no newline")
+    # continued training (w2v train NEW --init-from RUN)
+    init_from: str = _opt("", "run directory whose vectors, biases and vocabulary this run starts from ('' = fresh)")
+    prune: bool = _opt(False, "with init_from: also drop its words below min_count / past max_vocab_size")
+    init_from_corpus: str = _opt("", "recorded by w2v, not read: the init_from run's corpus files (':' between)")
+    continued_on: str = _opt("", "recorded by w2v, not read: this continued run's corpus files (':' between)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -102,6 +107,7 @@ def validate(cfg: Config, vocab_size: int | None = None) -> Config:
         (cfg.chunk_bytes >= 64, "chunk_bytes must be >= 64"),
         (cfg.log_interval > 0, "log_interval must be > 0"),
         (cfg.checkpoint_interval >= 0, "checkpoint_interval must be >= 0"),
+        (bool(cfg.init_from) or not cfg.prune, "prune applies only to a continued run (init_from, --init-from RUN)"),
     ]
     for ok, message in checks:
         if not ok:

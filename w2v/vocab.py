@@ -2,7 +2,7 @@
 
 Id 0 is the most frequent word; ties keep the order of first appearance. The log-uniform
 sampler's P(k) = log((k+2)/(k+1)) / log(V+1) only approximates the unigram distribution in
-this order.
+this order. ``merge_vocab`` grows a trained run's vocabulary with a new corpus's words.
 """
 
 from __future__ import annotations
@@ -80,3 +80,34 @@ def build_vocab(counts: Counter, min_count: int, max_vocab_size: int = 0) -> Voc
     if max_vocab_size:
         kept = kept[:max_vocab_size]
     return Vocab([w for w, _ in kept], np.array([c for _, c in kept], dtype=np.int64))
+
+
+def merge_vocab(old: Vocab, new_counts: Counter, min_count: int, max_vocab_size: int = 0,
+                prune: bool = False) -> tuple[Vocab, np.ndarray]:
+    """The vocabulary of a run continued on new text, and where each old word went.
+
+    Words: ``old``'s, plus the words of ``new_counts`` (the new corpus) that reach ``min_count``
+    in it; counts: old + new. ``min_count`` and ``max_vocab_size`` apply to the merged counts,
+    but ``old``'s words below them stay unless ``prune``. Sorted again by descending count; ties
+    keep old words first in their old order, then new words in order of first appearance.
+    Returns the vocabulary and ``old_to_new`` (int64 [len(old)], -1 for a pruned word).
+    """
+    words = list(old.words)
+    counts = [c + new_counts.get(w, 0) for w, c in zip(words, old.counts.tolist(), strict=True)]
+    n_old = len(words)
+    for w, c in new_counts.items():
+        if c >= min_count and w not in old.index:
+            words.append(w)
+            counts.append(c)
+    order = sorted(range(len(words)), key=lambda i: -counts[i])  # stable: the tie rule above
+    kept, ranked = [], 0
+    for i in order:
+        within = counts[i] >= min_count and (not max_vocab_size or ranked < max_vocab_size)
+        ranked += counts[i] >= min_count
+        if within or (i < n_old and not prune):
+            kept.append(i)
+    old_to_new = np.full(n_old, -1, dtype=np.int64)
+    for new_id, i in enumerate(kept):
+        if i < n_old:
+            old_to_new[i] = new_id
+    return Vocab([words[i] for i in kept], np.array([counts[i] for i in kept], dtype=np.int64)), old_to_new
