@@ -91,7 +91,8 @@ def draw_log_uniform(state, range_max, table, num_sampled, unique, out, stamp, m
         u = next_float(state)
         j = np.int64(u * grid)
         k = table[j] if table[j] == table[j + 1] else _sample_value(u, log_range)
-        k = k % range_max  # TF: return value % range_;
+        if k >= range_max:  # TF: return value % range_; value <= range_max, so one subtraction (no division)
+            k -= range_max
         tries += 1
         if unique:
             if stamp[k] == mark:
