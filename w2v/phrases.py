@@ -61,6 +61,7 @@ MAX_LOAD = 0.7  # a table is grown (or, at its largest, pruned) when fuller than
 _EMPTY = -1  # an unused slot's key (real keys are >= 0)
 _LINE_END = -1  # in the id stream, after each line
 _BLOCK = 1 << 20  # ids counted, joined or written per kernel call
+_TEXT_BUFFER = 1 << 22  # bytes of output text per write (more if a word is longer)
 _MIN_CAPACITY = 1 << 16
 _SLOT_BYTES = 12  # an int64 key and a uint32 count
 _MAX_COUNT = np.uint32(0xFFFFFFFF)  # a pair's count stops there (only a score far below any threshold changes)
@@ -101,13 +102,22 @@ def memory_bound(max_pairs: int) -> int:
 
 # --- NumPy / Python references of the kernels (tests compare the kernels with these) ---------
 
-def count_pairs_reference(ids: np.ndarray) -> dict[tuple[int, int], int]:
-    """Adjacent pairs within lines of an id stream (_LINE_END separates lines) and their counts."""
-    ids = np.asarray(ids, dtype=np.int64)
-    a, b = ids[:-1], ids[1:]
-    inside = (a >= 0) & (b >= 0)
-    keys, counts = np.unique(a[inside] << 32 | b[inside], return_counts=True)
-    return {(int(k >> 32), int(k & 0xFFFFFFFF)): int(c) for k, c in zip(keys, counts, strict=True)}
+def count_pairs_reference(ids, max_pairs: int = 0) -> dict[tuple[int, int], int]:
+    """Adjacent pairs within lines of an id stream (_LINE_END separates lines) and their counts;
+    with ``max_pairs``, pruned as word2vec.c's ReduceVocab whenever there are more."""
+    counts: dict[tuple[int, int], int] = {}
+    min_reduce, prev = 1, -1
+    for b in np.asarray(ids).tolist():
+        if b < 0:
+            prev = -1
+            continue
+        if prev >= 0:
+            counts[prev, b] = counts.get((prev, b), 0) + 1
+            while max_pairs and len(counts) > max_pairs:
+                counts = {pair: c for pair, c in counts.items() if c > min_reduce}
+                min_reduce += 1
+        prev = b
+    return counts
 
 
 def score_reference(pair_count, count_a, count_b, total_words, min_count) -> float:
@@ -614,7 +624,7 @@ def _write_text(ids_file, jkeys, jvals, joins, words, delimiter, out_fh):
     if not len(blob):
         blob = np.zeros(1, dtype=np.uint8)
     delim = np.frombuffer(delimiter.encode("utf-8"), dtype=np.uint8)
-    buf = np.empty(max(1 << 22, 2 * (int(lengths.max(initial=0)) + len(delim) + 1)), dtype=np.uint8)
+    buf = np.empty(max(_TEXT_BUFFER, 2 * (int(lengths.max(initial=0)) + len(delim) + 1)), dtype=np.uint8)
     state = np.array([-1, 0], dtype=np.int64)
     for block in _read_blocks(ids_file):
         pos = 0
