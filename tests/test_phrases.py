@@ -82,6 +82,22 @@ def test_pruning_equals_reduce_vocab_and_bounds_the_table():
     assert len(full) > 300 and all(c <= full[p] for p, c in counted.items())
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_pruning_in_place_keeps_every_other_key_reachable(seed):
+    # a 64-slot table 70% full has long clusters, many wrapping past the end
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(10**6, size=44, replace=False).astype(np.int64)
+    counts = rng.integers(1, 5, size=44).astype(np.uint32)
+    keys, table_counts = np.full(64, -1, dtype=np.int64), np.zeros(64, dtype=np.uint32)
+    ph._insert_all(pairs, counts, keys, table_counts)
+    removed = ph._prune_table(keys, table_counts, 2)
+    kept = {int(k): int(c) for k, c in zip(pairs, counts, strict=True) if c > 2}
+    assert removed == 44 - len(kept)
+    assert {int(k): int(c) for k, c in zip(keys, table_counts, strict=True) if k >= 0} == kept
+    shift = ph._shift(64)
+    assert all(keys[ph._find(keys, k, shift, 63)] == k for k in kept)
+
+
 def test_memory_bound_is_the_largest_table_and_its_predecessor():
     cap = ph.table_capacity(10_000_000)
     assert cap == 1 << 24 and int(ph.MAX_LOAD * cap) >= 10_000_000 > int(ph.MAX_LOAD * cap / 2)

@@ -442,6 +442,8 @@ def phrases(corpus, output, min_count, threshold, delimiter, passes, max_pairs, 
                        passes=passes, lowercase=lowercase, max_pairs=max_pairs, log=log)
     except _user_errors() as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail(f"interrupted: {output} not written", 130)
     for p, st in enumerate(stats, 1):
         if st.top:
             log(f"pass {p} joined most often: " + ", ".join(f"{w} {c:,}" for w, c in st.top))

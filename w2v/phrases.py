@@ -1,5 +1,5 @@
 """Phrases: join frequent adjacent word pairs into one token (``new york`` -> ``new_york``), as
-word2vec's ``word2phrase`` does, so that training gives phrases vectors of their own.
+word2vec's ``word2phrase`` does, so that training gives each phrase a vector of its own.
 
 A pass counts every word and every adjacent pair within a line, then writes the corpus again with
 a pair joined by the delimiter when its score exceeds the threshold::
@@ -64,7 +64,7 @@ _BLOCK = 1 << 20  # ids counted, joined or written per kernel call
 _TEXT_BUFFER = 1 << 22  # bytes of output text per write (more if a word is longer)
 _MIN_CAPACITY = 1 << 16
 _SLOT_BYTES = 12  # an int64 key and a uint32 count
-_MAX_COUNT = np.uint32(0xFFFFFFFF)  # a pair's count stops there (only a score far below any threshold changes)
+_MAX_COUNT = np.uint32(0xFFFFFFFF)  # a pair's count stops at 4.3 billion rather than wrap
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -96,7 +96,7 @@ def table_capacity(max_pairs: int) -> int:
 
 def memory_bound(max_pairs: int) -> int:
     """Bytes the pair table can take at most: its largest size plus the half-size one it grows
-    from (both are held while it is copied)."""
+    from (both are held while it is copied; pruning works in place)."""
     return table_capacity(max_pairs) * _SLOT_BYTES * 3 // 2
 
 
@@ -243,6 +243,34 @@ def _insert_all(src_keys, src_counts, keys, counts):
 
 
 @njit(cache=True, nogil=True)
+def _prune_table(keys, counts, min_reduce):
+    """Delete the pairs seen at most ``min_reduce`` times, in place: each deletion pulls the rest of
+    its cluster back into the hole (backward-shift deletion), so every key left stays reachable
+    from its home slot and no second table is needed. Returns how many were deleted."""
+    shift = _shift(len(keys))
+    mask = len(keys) - 1
+    removed = 0
+    i = 0
+    while i < len(keys):
+        if keys[i] == _EMPTY or counts[i] > min_reduce:
+            i += 1
+            continue
+        hole = i
+        j = (i + 1) & mask
+        while keys[j] != _EMPTY:
+            # the entry at j may fill the hole if the hole lies between its home slot and j
+            if (j - _slot(keys[j], shift)) & mask >= (j - hole) & mask:
+                keys[hole] = keys[j]
+                counts[hole] = counts[j]
+                hole = j
+            j = (j + 1) & mask
+        keys[hole] = _EMPTY
+        counts[hole] = 0
+        removed += 1  # slot i now holds an entry pulled back (or nothing): look at it again
+    return removed
+
+
+@njit(cache=True, nogil=True)
 def _join_ids(ids, jkeys, jvals, phrase_ids, joins, out, state):
     """One pass's joins over a block of the id stream, written as the next pass's id stream.
     state = [prev id (-1 at a line start), prev was joined, pending id not yet written (-1: none)]:
@@ -371,13 +399,10 @@ class PairTable:
 
     def _prune(self):
         """word2vec.c's ReduceVocab: drop the pairs seen at most min_reduce times, raise it."""
-        keep = (self.keys != _EMPTY) & (self.counts > self.min_reduce)
-        keys, counts = self.keys[keep], self.counts[keep]
-        self.keys.fill(_EMPTY)
-        _insert_all(keys, counts, self.keys, self.counts)
-        self.log(f"pair table full ({self.size:,} pairs): dropped the {self.size - len(keys):,} "
+        removed = _prune_table(self.keys, self.counts, self.min_reduce)
+        self.log(f"pair table full ({self.size:,} pairs): dropped the {removed:,} "
                  f"seen at most {self.min_reduce} time(s)")
-        self.size = len(keys)
+        self.size -= removed
         self.pruned_below = self.min_reduce + 1
         self.min_reduce += 1
 
@@ -475,7 +500,7 @@ def detect(paths, output, min_count: int = 5, threshold: float = 100.0, delimite
 def _check_memory(max_pairs: int, log) -> None:
     bound = memory_bound(max_pairs)
     log(f"memory: the pair table takes at most {bound / 2**20:,.0f} MiB (room for {max_pairs:,} pairs; "
-        "rarer pairs are pruned past that), the words about 100 bytes each")
+        "rarer pairs are pruned past that), the words about 150 bytes each")
     try:
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
