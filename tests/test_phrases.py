@@ -269,7 +269,7 @@ def test_bad_corpus_and_output_are_one_line(tmp_path):
     assert_one_line_error(invoke("phrases", tmp_path / "blank.txt", "--output", out), "the corpus is empty")
     (tmp_path / "bin.dat").write_bytes(b"\0\1\2" * 100)
     assert_one_line_error(invoke("phrases", tmp_path / "bin.dat", "--output", out), "looks like a binary file")
-    assert not out.exists()
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
     corpus = write_lines(tmp_path / "c.txt", [["a", "b"]])
     assert_one_line_error(invoke("phrases", corpus, "--output", tmp_path / "d"), "is a directory")
     assert_one_line_error(invoke("phrases", corpus, "--output", tmp_path / "no" / "o.txt"), "cannot write")
