@@ -540,11 +540,12 @@ def _run(files, out, work_dir, min_count, threshold, delimiter, passes, lowercas
                                        for k in keys.tolist()], dtype=np.int64)
                 words = list(index)
                 table = PairTable(max_pairs, log)
-                next_file = tempfile.TemporaryFile(dir=work_dir, prefix=".w2v-phrases-")
-                word_counts, tokens = _rejoin(ids_file, jkeys, jvals, phrase_ids, joins, len(words),
-                                              table, next_file)
-                ids_file.close()
-                ids_file = next_file
+                read_from, ids_file = ids_file, tempfile.TemporaryFile(dir=work_dir, prefix=".w2v-phrases-")
+                try:
+                    word_counts, tokens = _rejoin(read_from, jkeys, jvals, phrase_ids, joins, len(words),
+                                                  table, ids_file)
+                finally:
+                    read_from.close()
             stats.phrases = int(np.count_nonzero(joins))
             stats.joined = int(joins.sum())
             top = np.argsort(-joins, kind="stable")[:10]
