@@ -422,5 +422,54 @@ def similar(vectors, words, k):
     sys.exit(status)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("corpus", nargs=-1)
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="the corpus again, one line per input line, pairs joined  [required]")
+@click.option("--min-count", default=5, show_default=True, type=int,
+              help="words and pairs seen fewer times are never joined")
+@click.option("--threshold", default=100.0, show_default=True, type=float,
+              help="join a pair whose score (count(a b) - min_count) / count(a) / count(b) * words exceeds this")
+@click.option("--delimiter", default="_", show_default=True, help="put between the words of a joined pair")
+@click.option("--passes", default=1, show_default=True, type=int,
+              help="run again over the output (trigrams and longer), with the same threshold")
+@click.option("--max-pairs", default=10_000_000, show_default=True, type=int,
+              help="pairs the counting table holds before it prunes rare ones (10,000,000: at most 288 MiB)")
+@click.option("--lowercase/--no-lowercase", default=False, show_default=True, help="lowercase the text")
+@click.option("-q", "--quiet", is_flag=True, help="no progress lines")
+def phrases(corpus, output, min_count, threshold, delimiter, passes, max_pairs, lowercase, quiet):
+    """Join frequent word pairs into one token (new york -> new_york), as word2vec's word2phrase.
+
+    Reads CORPUS like `w2v train` (files, .gz files, directories; a line is a sentence), counts
+    words and adjacent pairs within lines, and writes OUTPUT with each pair whose score exceeds
+    --threshold joined by --delimiter, left to right (a word joined to its left neighbour does not
+    join its right one). Train on OUTPUT as on any corpus.
+
+    \b
+    Examples:
+      w2v phrases text8 --output text8-phrases
+      w2v phrases corpus/ --output phrased.txt --passes 2 --threshold 50
+      w2v train phrased.txt --output run && w2v similar run/vectors.txt new_york
+    """
+    if not corpus:
+        _fail("give a CORPUS to find phrases in")
+    if output is None:
+        _fail("give --output FILE for the corpus with phrases joined")
+    log = (lambda msg: None) if quiet else (lambda msg: click.echo(f"w2v phrases: {msg}", err=True))
+    try:
+        from .phrases import detect
+
+        stats = detect(list(corpus), output, min_count=min_count, threshold=threshold, delimiter=delimiter,
+                       passes=passes, lowercase=lowercase, max_pairs=max_pairs, log=log)
+    except _user_errors() as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail(f"interrupted: {output} not written", 130)
+    for p, st in enumerate(stats, 1):
+        if st.top:
+            log(f"pass {p} joined most often: " + ", ".join(f"{w} {c:,}" for w, c in st.top))
+    log(f"wrote {output}")
+
+
 if __name__ == "__main__":
     main()
