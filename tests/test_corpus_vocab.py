@@ -107,3 +107,22 @@ def test_encoded_stream_and_cache(tmp_path):
     assert prepare([p], cfg).n_words == 4
     nocache = prepare([p], Config(min_count=2, cache_dir=""))
     assert nocache.cache_path is None and nocache.n_words == 4
+
+
+def test_a_file_ending_in_a_space_without_newline_ends_its_sentence(tmp_path):
+    # the last line's tokens go out before the file ends (the chunk's tail ends in a space): the
+    # sentence must still end there, or the window would run into the next file
+    from w2v.corpus import iter_segments
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("one two\nthree four ")
+    b.write_text("five six\n")
+    segments = list(iter_segments([a, b], chunk_bytes=64))
+    assert segments == [(["one", "two"], True), (["three", "four"], False), ([], True), (["five", "six"], True)]
+    joined, line = [], []
+    for tokens, ends in segments:
+        line += tokens
+        if ends:
+            joined.append(line)
+            line = []
+    assert joined == [["one", "two"], ["three", "four"], ["five", "six"]]

@@ -95,6 +95,7 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
     codecs.register_error(handler, count_and_replace)
     decoder = codecs.getincrementaldecoder("utf-8")(errors=handler)
     carry = ""
+    line_open = False  # segments of an unfinished line went out
     start_bytes = stats.bytes
     while True:
         try:
@@ -117,16 +118,21 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
             stats.lines += 1
             stats.tokens += len(tokens)
             yield tokens, True
+        if lines:
+            line_open = False
         tokens = tail.split()
         if not final and tokens and not tail[-1].isspace():
             carry = tokens.pop()  # may continue in the next chunk
         if final:
-            stats.lines += bool(tokens)
+            # close the file's last line even when its tokens went out in earlier segments (a
+            # file ending in a space with no newline): a sentence never runs into the next file
+            stats.lines += bool(tokens) or line_open
             stats.tokens += len(tokens)
-            if tokens:
+            if tokens or line_open:
                 yield tokens, True
             break
         if tokens:
             stats.tokens += len(tokens)
+            line_open = True
             yield tokens, False
     stats.invalid_utf8 += invalid[0]
