@@ -91,16 +91,19 @@ def main():
               help="continue the run in this directory from its checkpoint (with --epochs: to that many epochs)")
 @click.option("--format", "fmt", type=click.Choice(["text", "binary", "npy", "projector"]), default=None,
               help="vectors format [config: format, default text]")
+@click.option("--overwrite", is_flag=True,
+              help="replace the run already in OUTPUT (finished, or unfinished: its checkpoint is lost)")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
 @pipeline_options
-def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
+def train(corpus, output, resume_dir, fmt, overwrite, quiet, config_path, **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
     vectors (vectors.txt, word2vec text format, unless --format), vocab.txt, config.yaml (the
     resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a couple of
     seconds, saves the checkpoint and vectors.partial.txt, and prints the command that continues.
+    An OUTPUT holding a run is refused unless --overwrite, as is one another w2v train is writing.
 
     \b
     Examples:
@@ -117,7 +120,7 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
     try:
         if resume_dir is not None:
             extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
-            if corpus or config_path or extra or fmt:
+            if corpus or config_path or extra or fmt or overwrite:
                 _fail("--resume takes the run's own corpus and config; only --epochs may change")
             from .run import resume
 
@@ -129,7 +132,7 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
         cfg = _load_config(config_path, overrides)
         from .run import train as train_run
 
-        train_run(list(corpus), cfg, output, show_progress=show, log=log)
+        train_run(list(corpus), cfg, output, show_progress=show, log=log, overwrite=overwrite)
     except _user_errors() as e:
         _fail(str(e))
     except Interrupted as e:
