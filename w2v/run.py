@@ -407,7 +407,7 @@ def disk_needed(words: list[str], cfg: Config, checkpoint_exists: bool = False) 
                "npy": n * 4 * dim + 128 + word_bytes + 12 * n,
                "projector": n * (dim * _TEXT_NUMBER_BYTES + 14) + word_bytes}[cfg.format]
     other = word_bytes + 12 * n + (1 << 20)  # vocab.txt, config.yaml, log.jsonl
-    files = {CHECKPOINT: checkpoint, VECTOR_FILES[cfg.format]: vectors, "vocab, log, config": other}
+    files = {CHECKPOINT: checkpoint, VECTOR_FILES[cfg.format]: vectors, "other files": other}
     peak = (0 if checkpoint_exists else checkpoint) + max(checkpoint, vectors) + other
     return peak, files
 
