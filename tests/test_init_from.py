@@ -276,10 +276,10 @@ def _rewrite(path, **changes):
     ("truncated", "damaged"),
     ("flipped", "damaged"),
     ("empty", "damaged"),
-    ("shapes", "do not fit together"),
-    ("nan", "do not fit together"),
-    ("version", "not a w2v checkpoint"),
-    ("nocorpus", "damaged ('corpus"),
+    ("shapes", "which does not fit the other arrays"),
+    ("nan", "holds NaN or infinite values"),
+    ("version", "written by another w2v version"),
+    ("nocorpus", "has no 'corpus' array"),
 ])
 def test_refuses_a_run_without_a_sound_checkpoint(run_a, corpora, tmp_path, damage, message):
     _, b = corpora
@@ -321,7 +321,9 @@ def test_refuses_bad_combinations(run_a, corpora, tmp_path):
     assert_one_line_error(invoke("train", "--resume", run_a, "--init-from", run_a), "give one of them")
     assert_one_line_error(invoke("train", b, "--prune", "-o", tmp_path / "o"), "prune applies only")
     assert_one_line_error(invoke("train", "--resume", run_a, "--prune"), "only --epochs may change")
-    assert_one_line_error(invoke("train", b, "--init-from", run_a, "-o", run_a), "a directory of its own")
+    assert_one_line_error(invoke("train", b, "--init-from", run_a, "-o", run_a), "holds a finished run")
+    assert_one_line_error(invoke("train", b, "--init-from", run_a, "-o", run_a, "--overwrite"),
+                          "a directory of its own")
     oov = tmp_path / "oov.txt"
     oov.write_text("zz yy\n")
     assert_one_line_error(invoke("train", oov, "--init-from", run_a, "-o", tmp_path / "o"),

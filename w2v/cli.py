@@ -97,16 +97,19 @@ def main():
               help="with --init-from: also drop its words below min-count / past max-vocab-size in the merged counts")
 @click.option("--format", "fmt", type=click.Choice(["text", "binary", "npy", "projector"]), default=None,
               help="vectors format [config: format, default text]")
+@click.option("--overwrite", is_flag=True,
+              help="replace the run already in OUTPUT (finished, or unfinished: its checkpoint is lost)")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
 @pipeline_options
-def train(corpus, output, resume_dir, init_from, prune, fmt, quiet, config_path, **overrides):
+def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, config_path, **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
     vectors (vectors.txt, word2vec text format, unless --format), vocab.txt, config.yaml (the
     resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a couple of
     seconds, saves the checkpoint and vectors.partial.txt, and prints the command that continues.
+    An OUTPUT holding a run is refused unless --overwrite, as is one another w2v train is writing.
 
     \b
     Examples:
@@ -126,7 +129,7 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, quiet, config_path,
             extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
             if init_from is not None:
                 _fail("--resume continues a run, --init-from starts a new one from a run: give one of them")
-            if corpus or config_path or extra or fmt or prune:
+            if corpus or config_path or extra or fmt or prune or overwrite:
                 _fail("--resume takes the run's own corpus and config; only --epochs may change")
             from .run import resume
 
@@ -146,7 +149,7 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, quiet, config_path,
             cfg = _load_config(config_path, overrides)
         from .run import train as train_run
 
-        train_run(list(corpus), cfg, output, show_progress=show, log=log)
+        train_run(list(corpus), cfg, output, show_progress=show, log=log, overwrite=overwrite)
     except _user_errors() as e:
         _fail(str(e))
     except Interrupted as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -79,9 +80,13 @@ def _coerce(name: str, value):
             return value
     elif ftype == "int":
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -2**63 <= value < 2**63:  # the kernels take int64
+                raise ConfigError(f"config key '{name}' is out of range: {value}")
             return value
     elif ftype == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{name}' must be a finite number, got {value!r}")
             return float(value)
     elif ftype == "str":
         if isinstance(value, str):
@@ -104,7 +109,7 @@ def validate(cfg: Config, vocab_size: int | None = None) -> Config:
         (0 <= cfg.min_alpha <= cfg.alpha, "min_alpha must be between 0 and alpha"),
         (cfg.epochs >= 1, "epochs must be >= 1"),
         (cfg.workers >= 0, "workers must be >= 0 (0 = one per core)"),
-        (cfg.chunk_bytes >= 64, "chunk_bytes must be >= 64"),
+        (64 <= cfg.chunk_bytes <= 1 << 30, "chunk_bytes must be between 64 and 2**30"),
         (cfg.log_interval > 0, "log_interval must be > 0"),
         (cfg.checkpoint_interval >= 0, "checkpoint_interval must be >= 0"),
         (bool(cfg.init_from) or not cfg.prune, "prune applies only to a continued run (init_from, --init-from RUN)"),
@@ -126,6 +131,8 @@ def validate(cfg: Config, vocab_size: int | None = None) -> Config:
 def apply_overrides(cfg: Config, overrides: dict, source: str) -> Config:
     values = cfg.to_dict()
     for key, value in overrides.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys in {source} must be option names, got {key!r}")
         if key not in FIELDS:
             close = difflib.get_close_matches(key, FIELDS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -134,27 +141,47 @@ def apply_overrides(cfg: Config, overrides: dict, source: str) -> Config:
     return Config(**values)
 
 
+_MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; this refuses a corpus given as --config
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Defaults, then the YAML file, then overrides (None values are ignored), validated."""
-    import yaml
-
     cfg = Config()
     if path is not None:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            with open(path, "rb") as fh:
+                raw = fh.read(_MAX_CONFIG_BYTES + 1)
         except OSError as e:
             raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config {path} must be a mapping of option: value")
-        cfg = apply_overrides(cfg, data, str(path))
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"config {path} is over {_MAX_CONFIG_BYTES >> 10} KiB: not a w2v config file")
+        cfg = parse_config(raw, str(path))
     if overrides:
         cfg = apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
     return validate(cfg)
+
+
+def parse_config(raw: bytes | str, source: str) -> Config:
+    """The defaults overridden by a YAML mapping (a config file, or the one a checkpoint holds), not
+    yet validated; any bytes give a Config or a ConfigError."""
+    import yaml
+
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {source} is not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"config {source} is not valid YAML: {first}") from None
+    except RecursionError:
+        raise ConfigError(f"config {source} is not valid YAML: nested too deeply") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {source} must be a mapping of option: value")
+    return apply_overrides(Config(), data, source)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,7 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
     while True:
         try:
             raw = fh.read(chunk_bytes)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, zlib.error) as e:  # zlib.error: damaged .gz data
             raise CorpusError(f"cannot read {path}: {e}") from None
         final = not raw
         first = stats.bytes == start_bytes

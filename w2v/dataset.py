@@ -3,16 +3,19 @@
 Stream layout: in-vocabulary tokens as ids in corpus order, ``-1`` after each sentence (line).
 Out-of-vocabulary tokens are dropped before windowing, as word2vec.c does. The cache is keyed by
 the files' paths, sizes and mtimes and the settings that change the ids, so later runs skip both
-the counting and the encoding pass.
+the counting and the encoding pass. A cache entry is checked before it is used (sizes against its
+meta.json, CRC-32 checksums, every id in [0, V) or -1); a damaged one is reported and rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,11 +23,13 @@ import numpy as np
 
 from .config import Config
 from .corpus import CorpusError, ReadStats, corpus_files, iter_segments
+from .io import check_free_space
 from .vocab import Vocab, build_vocab, count_words
 
 SENTENCE_END = -1
 _OOV = -2
-_FORMAT = 1  # bump when the cached layout changes
+_FORMAT = 2  # bump when the cached layout changes
+_SCAN_IDS = 1 << 22  # ids per block when checking a stream (16 MiB of int32)
 
 
 @dataclass
@@ -51,11 +56,12 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
     cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
     if cache_root is not None:
         cached = cache_root / cache_key(cfg, files)
-        if (cached / "meta.json").exists():
+        if cached.exists():
             try:
                 return _load_cached(cached)
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged entry is rebuilt below
+            except DamagedCache as e:
+                log(f"warning: the corpus cache {cached} is damaged ({e}); rebuilding it")
+                _discard(cached)
     log(f"counting words in {len(files)} file(s)")
     counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size)
     if cstats.read.tokens == 0:
@@ -73,36 +79,171 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
     del counts
     stats = {**{k: v for k, v in asdict(cstats).items() if k != "read"}, **asdict(cstats.read)}
     log(f"vocabulary: {len(vocab)} words; encoding the corpus")
-    if cache_root is None:
-        ids = np.concatenate(list(_encode(files, vocab, cfg)) or [np.zeros(0, np.int32)])
-        return Dataset(vocab, ids, int((ids >= 0).sum()), stats)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_root))
+    if cache_root is not None:
+        cache_root = _writable_cache_root(cache_root, log)
+    if cache_root is not None:
+        # ids of the in-vocabulary tokens (counts may be a little low after pruning) and sentence ends
+        need = 4 * (int(vocab.counts.sum()) + cstats.read.lines) + 16 * len(vocab)
+        check_free_space(cache_root, need, {"corpus cache": need},
+                         " (--no-cache keeps the encoded corpus in memory instead)")
+        try:
+            return _write_cache(cached, files, vocab, cfg, stats)
+        except OSError as e:
+            log(f"warning: cannot write the corpus cache in {cache_root} ({e.strerror or e}); "
+                "encoding the corpus in memory")
+    ids = np.concatenate(list(_encode(files, vocab, cfg)) or [np.zeros(0, np.int32)])
+    return Dataset(vocab, ids, int((ids >= 0).sum()), stats)
+
+
+def _writable_cache_root(cache_root: Path, log) -> Path | None:
     try:
-        n_words = 0
+        cache_root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        log(f"warning: cannot create the corpus cache directory {cache_root} ({e.strerror or e}); "
+            "encoding the corpus in memory")
+        return None
+    return cache_root
+
+
+def _write_cache(cached: Path, files, vocab: Vocab, cfg: Config, stats: dict) -> Dataset:
+    """Encode into a temporary directory beside ``cached``, then rename it into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cached.parent))
+    try:
+        n_words, n_ids, crc = 0, 0, 0
         with open(tmp / "ids.int32", "wb") as fh:
             for block in _encode(files, vocab, cfg):
                 n_words += int((block >= 0).sum())
-                fh.write(block.tobytes())
+                n_ids += len(block)
+                data = block.tobytes()
+                crc = zlib.crc32(data, crc)
+                fh.write(data)
         vocab.save(tmp / "vocab.txt")
-        (tmp / "meta.json").write_text(json.dumps({"n_words": n_words, "stats": stats}))
-        try:
-            os.replace(tmp, cached)
-        except OSError:  # another run filled it meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
+        meta = {"format": _FORMAT, "n_ids": n_ids, "n_words": n_words, "vocab_size": len(vocab),
+                "ids_crc32": crc, "vocab_crc32": zlib.crc32((tmp / "vocab.txt").read_bytes()), "stats": stats}
+        (tmp / "meta.json").write_text(json.dumps(meta))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    try:
+        os.replace(tmp, cached)
+    except OSError:  # another run filled it meanwhile, or a damaged entry could not be removed
+        try:
+            return _load_cached(cached)
+        except DamagedCache:
+            # ours is good: on POSIX its memory map stays readable after the files are removed
+            return _load_cached(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return _load_cached(cached)
 
 
+class DamagedCache(CorpusError):
+    """A cache entry that fails its checks; ``prepare`` rebuilds it."""
+
+
+def _discard(path: Path) -> None:
+    """Remove a damaged entry: renamed aside first, so no other run loads it meanwhile."""
+    aside = path.with_name(f".damaged-{path.name}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return  # removed by another run already, or not ours to remove: the rebuild copes
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def _load_cached(path: Path) -> Dataset:
-    meta = json.loads((path / "meta.json").read_text())
-    vocab = Vocab.load(path / "vocab.txt")
-    size = (path / "ids.int32").stat().st_size
-    ids = (np.memmap(path / "ids.int32", dtype=np.int32, mode="r") if size
-           else np.zeros(0, np.int32))
+    try:
+        meta = json.loads((path / "meta.json").read_bytes())
+        vocab_bytes = (path / "vocab.txt").read_bytes()
+        size = (path / "ids.int32").stat().st_size
+    except (OSError, ValueError) as e:  # missing, unreadable, not JSON
+        raise DamagedCache(f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}") from None
+    ints = ("format", "n_ids", "n_words", "vocab_size", "ids_crc32", "vocab_crc32")
+    if not isinstance(meta, dict) or not all(type(meta.get(k)) is int for k in ints) \
+            or not isinstance(meta.get("stats"), dict):
+        raise DamagedCache("meta.json lacks the fields of this w2v's cache")
+    if meta["format"] != _FORMAT:
+        raise DamagedCache(f"cache format {meta['format']}, this w2v writes {_FORMAT}")
+    if zlib.crc32(vocab_bytes) != meta["vocab_crc32"]:
+        raise DamagedCache("vocab.txt does not match its checksum")
+    try:
+        vocab = Vocab.load(path / "vocab.txt")
+    except (OSError, ValueError) as e:
+        raise DamagedCache(str(e)) from None
+    if len(vocab) != meta["vocab_size"] or not len(vocab):
+        raise DamagedCache(f"vocab.txt has {len(vocab)} words, meta.json says {meta['vocab_size']}")
+    if size != 4 * meta["n_ids"]:
+        raise DamagedCache(f"ids.int32 has {size} bytes, meta.json says {meta['n_ids']} ids")
+    try:
+        ids = np.memmap(path / "ids.int32", dtype=np.int32, mode="r") if size else np.zeros(0, np.int32)
+    except (OSError, ValueError) as e:
+        raise DamagedCache(f"ids.int32: {getattr(e, 'strerror', None) or e}") from None
+    crc, lo, hi = scan_ids(ids)
+    if crc != meta["ids_crc32"]:
+        raise DamagedCache("ids.int32 does not match its checksum")
+    if lo < SENTENCE_END or hi >= len(vocab):
+        raise DamagedCache(f"ids.int32 holds id {lo if lo < SENTENCE_END else hi} outside the vocabulary "
+                           f"of {len(vocab)} words")
+    if not 0 <= meta["n_words"] <= meta["n_ids"]:
+        raise DamagedCache(f"meta.json says {meta['n_words']} words in {meta['n_ids']} ids")
+    try:
+        check_counts(vocab)
+    except CorpusError as e:
+        raise DamagedCache(str(e)) from None
     return Dataset(vocab, ids, meta["n_words"], meta["stats"], path)
+
+
+def scan_ids(ids: np.ndarray) -> tuple[int, int, int]:
+    """CRC-32 of the stream's bytes, its smallest and its largest id: one pass in blocks, so a
+    stream of any length needs no temporary of its size, and the pages of a memory-mapped one are
+    let go behind the scan (resident memory does not grow by the corpus before training)."""
+    crc, lo, hi = 0, 0, -1
+    for start in range(0, len(ids), _SCAN_IDS):
+        block = np.ascontiguousarray(ids[start:start + _SCAN_IDS])
+        crc = zlib.crc32(block, crc)
+        lo, hi = min(lo, int(block.min())), max(hi, int(block.max()))
+        _drop_pages(ids, start, start + len(block))
+    return crc, lo, hi
+
+
+def _drop_pages(ids: np.ndarray, start: int, stop: int) -> None:
+    """MADV_DONTNEED on the whole pages of ids[start:stop] when ``ids`` is a file's memory map
+    (clean, file-backed pages: read again from the page cache when needed)."""
+    mm = getattr(ids, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or getattr(ids, "offset", None) != 0 or ids.base is not mm:
+        return
+    page = mmap.PAGESIZE
+    lo = -(-start * ids.itemsize // page) * page
+    hi = stop * ids.itemsize // page * page
+    if hi > lo:
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass
+
+
+def check_counts(vocab: Vocab) -> None:
+    counts = vocab.counts
+    if counts.ndim != 1 or len(counts) != len(vocab.words):
+        raise CorpusError(f"the vocabulary has {len(vocab.words)} words but {counts.size} counts")
+    if len(counts) and (counts.min() < 1 or (np.diff(counts) > 0).any()):
+        raise CorpusError("vocabulary counts must be positive and sorted in descending order")
+
+
+def check_dataset(dataset: Dataset) -> None:
+    """What the kernels index with, checked at their boundary (they do no bounds checks): every
+    id in [0, V) or SENTENCE_END, counts positive and non-increasing, one count per word."""
+    vocab_size = len(dataset.vocab)
+    if vocab_size < 1:
+        raise CorpusError("the vocabulary is empty")
+    check_counts(dataset.vocab)
+    ids = dataset.ids
+    if not isinstance(ids, np.ndarray) or ids.dtype != np.int32 or ids.ndim != 1:
+        raise CorpusError(f"the encoded corpus must be a 1-D int32 array, got {getattr(ids, 'dtype', type(ids))}")
+    _, lo, hi = scan_ids(ids)
+    if lo < SENTENCE_END or hi >= vocab_size:
+        raise CorpusError(f"the encoded corpus holds id {lo if lo < SENTENCE_END else hi} outside the vocabulary "
+                          f"of {vocab_size} words")
 
 
 def _encode(files, vocab: Vocab, cfg: Config, block_tokens: int = 1 << 20):

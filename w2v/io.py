@@ -1,8 +1,14 @@
-"""Files out and in: atomic writes and the word2vec text format."""
+"""Files out and in: atomic writes, free-space checks and the word2vec text and binary formats.
+
+Readers check what they read before anyone uses it: sizes against the header before allocating,
+every number finite. A damaged file is a ``DamagedFileError`` naming the file and what is wrong.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +20,42 @@ os.umask(_UMASK)
 
 
 class OutputError(OSError):
-    """An output path that cannot be written; the CLI prints it as one line."""
+    """A file or directory of w2v's that cannot be written, used or read back; the CLI prints it as
+    one line."""
+
+
+class DamagedFileError(OutputError):
+    """A file w2v reads back (checkpoint, vectors) is damaged or is not what it claims to be."""
+
+
+# errors that mean the disk (or a quota) cannot take the file, as opposed to a wrong path
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
+
+
+def write_failed(path, e: OSError) -> OutputError:
+    """The one line for a failed write: the file and the system's reason."""
+    err = OutputError(f"cannot write {path}: {e.strerror or e}")
+    err.errno = e.errno
+    return err
+
+
+def check_free_space(directory, need: int, files: dict[str, int], hint: str = "") -> None:
+    """Refuse, before any work, when ``need`` bytes (``files``: what is written, for the message)
+    do not fit the free space of the filesystem holding ``directory``, as ``df`` shows it."""
+    from .errors import ResourceError
+
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return  # cannot tell: the writes themselves will say
+    if need > free:
+        parts = ", ".join(f"{what} {_mib(n)}" for what, n in files.items())
+        raise ResourceError(f"not enough disk space in {directory}: this needs about {_mib(need)} MiB ({parts}) "
+                            f"but {_mib(free)} MiB are free{hint}")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f}" if n >= 10 * 2**20 else f"{n / 2**20:,.1f}"
 
 
 @contextmanager
@@ -25,17 +66,23 @@ def atomic_open(path, mode="w", **kwargs):
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise write_failed(path, e) from None
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
+            fh.flush()
+            # a full disk or quota may only show when the data reaches it (delayed allocation,
+            # NFS): find out before the rename, while the previous file is still in place
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise write_failed(path, e) from None
         raise
 
 
@@ -68,12 +115,34 @@ def write_word2vec_binary(path, words: list[str], vectors: np.ndarray) -> None:
             fh.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
 
 
+def _header(path, line: bytes, file_size: int, min_row_bytes) -> tuple[int, int]:
+    """``count dim`` from the first line, checked against the file's size before anything is
+    allocated: each row needs at least ``min_row_bytes(dim)`` bytes."""
+    header = line.split()
+    if len(header) != 2 or not all(h.isdigit() and len(h) <= 18 for h in header):
+        shown = line[:60].decode("utf-8", errors="replace").strip()
+        raise DamagedFileError(f"{path} is not a word2vec file: the first line must be 'count dim', got {shown!r}")
+    n, dim = map(int, header)
+    if dim < 1:
+        raise DamagedFileError(f"{path}: the header says dimension {dim}")
+    if n * min_row_bytes(dim) > file_size:
+        raise DamagedFileError(f"{path} is truncated or damaged: its header says {n} x {dim} vectors, which need "
+                               f"at least {n * min_row_bytes(dim):,} bytes, but the file has {file_size:,}")
+    return n, dim
+
+
+def _check_finite(path, vectors: np.ndarray, first_line: int) -> None:
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DamagedFileError(f"{path}: vector {row + 1} (line {row + first_line}) has a non-finite value")
+
+
 def read_word2vec_binary(path) -> tuple[list[str], np.ndarray]:
     with open(path, "rb") as fh:
-        header = fh.readline().split()
-        if len(header) != 2 or not all(h.isdigit() for h in header):
-            raise ValueError(f"{path}: first line must be 'count dim'")
-        n, dim = map(int, header)
+        size = os.fstat(fh.fileno()).st_size
+        # a row: a word of at least one byte, a space, dim float32
+        n, dim = _header(path, fh.readline(), size, lambda d: 4 * d + 2)
         data = fh.read()
     words, vectors = [], np.empty((n, dim), dtype=np.float32)
     pos, width = 0, 4 * dim
@@ -82,27 +151,36 @@ def read_word2vec_binary(path) -> tuple[list[str], np.ndarray]:
             pos += 1
         space = data.find(b" ", pos)
         if space < 0 or space + 1 + width > len(data):
-            raise ValueError(f"{path}: truncated at word {i + 1} of {n}")
+            raise DamagedFileError(f"{path} is truncated: it ends in word {i + 1} of {n}")
         words.append(data[pos:space].decode("utf-8", errors="replace"))
         vectors[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=space + 1)
         pos = space + 1 + width
+    _check_finite(path, vectors, 2)
     return words, vectors
 
 
 def read_word2vec_text(path) -> tuple[list[str], np.ndarray]:
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().split()
-        if len(header) != 2 or not all(h.isdigit() for h in header):
-            raise ValueError(f"{path}: first line must be 'count dim', got {' '.join(header)!r}")
-        n, dim = map(int, header)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        # a row: a word of at least one character, then dim numbers of at least one digit, each
+        # after a space, and a newline
+        n, dim = _header(path, fh.readline(), size, lambda d: 2 * d + 2)
         words = []
         vectors = np.empty((n, dim), dtype=np.float32)
         for i in range(n):
-            parts = fh.readline().rstrip().split(" ")
-            if len(parts) != dim + 1:
-                raise ValueError(f"{path}:{i + 2}: expected a word and {dim} numbers")
+            raw = fh.readline()
+            try:
+                parts = raw.decode("utf-8").rstrip().split(" ")
+                if len(parts) != dim + 1:
+                    raise ValueError
+                vectors[i] = np.array(parts[1:], dtype=np.float32)
+            except UnicodeDecodeError:
+                raise DamagedFileError(f"{path}:{i + 2}: not UTF-8 text") from None
+            except ValueError:
+                what = "the file ends" if not raw else f"expected a word and {dim} numbers"
+                raise DamagedFileError(f"{path}:{i + 2}: {what} (vector {i + 1} of {n})") from None
             words.append(parts[0])
-            vectors[i] = np.array(parts[1:], dtype=np.float32)
+    _check_finite(path, vectors, 2)
     return words, vectors
 
 

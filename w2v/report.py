@@ -9,6 +9,23 @@ import numpy as np
 
 from .io import OutputError
 
+_LOG_KEYS = ("words", "learning_rate", "seconds")
+
+
+def _log_records(path: Path) -> list[dict]:
+    """log.jsonl's records; a line that is not one (the half line of a run killed while appending
+    it) is skipped."""
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and all(isinstance(record.get(k), (int, float)) for k in _LOG_KEYS):
+            record["loss"] = record["loss"] if isinstance(record.get("loss"), (int, float)) else None
+            records.append(record)
+    return records
+
 
 def make_report(run_dir, output=None, n_words: int = 100) -> Path:
     import matplotlib
@@ -22,7 +39,7 @@ def make_report(run_dir, output=None, n_words: int = 100) -> Path:
     log_path = run_dir / "log.jsonl"
     if not log_path.exists():
         raise OutputError(f"{run_dir} is not a run directory (no log.jsonl)")
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    records = _log_records(log_path)
     words, _, vectors = load_source(run_dir, "input")
     top = min(n_words, len(words))
     x = vectors[:top] - vectors[:top].mean(axis=0)

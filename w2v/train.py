@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .config import Config, validate
-from .dataset import Dataset
+from .dataset import Dataset, check_dataset
 from .errors import ResourceError, TrainingError
 from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
 from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
@@ -258,9 +258,13 @@ class Trainer:
     """Training of one model on one dataset: fresh, or continued from a checkpoint's state."""
 
     def __init__(self, dataset: Dataset, cfg: Config, model: Model | None = None):
+        from .run import check_model
+
         validate(cfg, len(dataset.vocab))
+        check_dataset(dataset)  # the kernels do no bounds checks: what they index with is checked here
         self.dataset, self.cfg = dataset, cfg
         self.model = model or init_model(dataset, cfg)
+        check_model(self.model, len(dataset.vocab), cfg.dim)
         vocab_size = len(dataset.vocab)
         keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
         self.workers = [_Worker(i, span, cfg, dataset.ids, keep_prob, vocab_size)
@@ -452,6 +456,9 @@ class Trainer:
         }
 
     def load_state(self, st: dict) -> None:
+        from .run import check_state
+
+        check_state(st, [(w.start, w.end) for w in self.workers], self.cfg)
         if len(st["cursors"]) != len(self.workers):
             raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers; resume with the same number")
         for i, w in enumerate(self.workers):
