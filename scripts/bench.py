@@ -1,12 +1,14 @@
 """Train w2v and gensim on one corpus in one run; print speed, memory and quality side by side.
 
-    .venv/bin/python scripts/bench.py CORPUS [--workers 2] [--epochs 5] [--w2v-arg=--batch-size=32 ...]
+    .venv/bin/python scripts/bench.py CORPUS [--workers 2] [--epochs 5] [--cold] [--w2v-arg=--num-sampled=7 ...]
 
 Both tools get the same dim, window, epochs, min_count, sample and threads; w2v keeps its own NCE
 defaults (num_sampled, batch size, learning rate) unless --w2v-arg says otherwise, gensim its
 skip-gram negative sampling (negative 5, alpha 0.025), in corpus_file mode (its fastest).
 words/s = corpus tokens x epochs / wall seconds of the whole command: `w2v train` as a user runs
-it (with a warm corpus cache: a first, untimed run fills it), gensim's build plus train. Peak RSS
+it (with a warm corpus cache: a first, untimed run fills it; with --cold, the first run after a clean
+install: empty corpus cache and empty Numba cache, so counting, encoding and compiling are timed
+too), gensim's build plus train. Peak RSS
 is each process's own. Quality: gensim's evaluate_word_analogies (restrict_vocab 30000, 3CosAdd)
 and evaluate_word_pairs (Spearman) on the same files, for both tools' vectors. The last line is
 `speed ratio w2v/gensim: X.XX`. Needs the test extra (gensim).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -81,6 +84,7 @@ def main():
     ap.add_argument("--similarity", type=Path, default=ROOT / "data" / "wordsim353.tsv")
     ap.add_argument("--w2v-arg", action="append", default=[], help="extra `w2v train` argument, repeatable")
     ap.add_argument("--skip-gensim", action="store_true")
+    ap.add_argument("--cold", action="store_true", help="no warm-up: empty corpus and Numba caches, as a first run")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
 
@@ -91,8 +95,10 @@ def main():
               "--min-count", str(args.min_count), "--sample", str(args.sample), "--workers", str(args.workers)]
     w2v = [str(Path(sys.executable).parent / "w2v"), "train", str(args.corpus), *common, "--quiet",
            "--cache-dir", str(work / "cache"), *args.w2v_arg]
-    # fill the corpus cache (and Numba's) untimed, as a user's second run would find them
-    measure(w2v + ["--epochs", "1", "--output", str(work / "warm")])  # the last --epochs wins
+    if args.cold:  # a Numba cache of its own, empty, like a fresh install's
+        os.environ["NUMBA_CACHE_DIR"] = str(work / "numba-cache")
+    else:  # fill the corpus cache (and Numba's) untimed, as a user's second run would find them
+        measure(w2v + ["--epochs", "1", "--output", str(work / "warm")])  # the last --epochs wins
     rows = {}
     run = measure(w2v + ["--output", str(work / "w2v")])
     rows["w2v"] = {**run, **quality(work / "w2v" / "vectors.txt", args.analogies, args.similarity)}
@@ -103,7 +109,7 @@ def main():
         rows["gensim"] = {**run, **quality(work / "gensim.txt", args.analogies, args.similarity)}
     print(f"corpus {args.corpus} ({tokens:,} tokens), {args.epochs} epochs, {args.workers} threads, "
           f"dim {args.dim}, window {args.window}, min_count {args.min_count}, sample {args.sample}")
-    print(f"w2v extra args: {' '.join(args.w2v_arg) or '(defaults)'}")
+    print(f"w2v extra args: {' '.join(args.w2v_arg) or '(defaults)'}; caches {'cold' if args.cold else 'warm'}")
     print("| tool | wall s | words/s | peak RSS MiB | analogy | WS353 Spearman | vocab |")
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():

@@ -103,3 +103,16 @@ def test_kernel_step_applies_tensorflow_gradients(name):
                              (bias, f["biases"], f["grad_biases"])]:
         want = start - lr * grad
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+
+def test_sigmoid_softplus_table_is_within_float32_precision():
+    from w2v.nce import _sigmoid_softplus
+
+    x = np.concatenate([np.linspace(-40, 40, 200_001), np.random.default_rng(0).normal(0, 8, 100_000),
+                        [-24.0, 24.0, -23.99999, 23.99999, 0.0]])
+    got = np.array([_sigmoid_softplus(v) for v in x])
+    sig = 1 / (1 + np.exp(-x))
+    softplus = np.logaddexp(0, x)
+    assert np.abs(got[:, 0] - sig).max() < 1.2e-7
+    assert (np.abs(got[:, 1] - softplus) / np.maximum(1, softplus)).max() < 2.8e-7
+    assert np.isnan(_sigmoid_softplus(np.nan)).all()  # never an index from a NaN
