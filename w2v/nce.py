@@ -120,8 +120,8 @@ def sgd_step_reference(emb_in, emb_out, bias, centres, contexts, sampled, true_e
 # sigmoid(x) and softplus(x) = log(1 + exp(x)) for the step, by linear interpolation in one table
 # over [-24, 24] (2**14 intervals, float64): the sigmoid (the gradients) is off by at most 1.1e-7,
 # float32's own precision, the precision TF computes in; softplus (the reported loss) by 2.7e-7.
-# Outside it the exact values are within 4e-11 of (0, 0) and (1, x). Profiled: exp, a division and a log1p per logit were a quarter of a step (a step
-# of a window batch, all in cache: 300 -> 230 ns a pair).
+# Outside it the exact values are within 4e-11 of (0, 0) and (1, x). Profiled: exp, a division and
+# a log1p per logit were a quarter of a step (a window batch, all in cache: 300 -> 230 ns a pair).
 _SIG_RANGE = 24.0
 _SIG_STEPS = 1 << 14
 _SIG_STEP = 2 * _SIG_RANGE / _SIG_STEPS
