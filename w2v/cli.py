@@ -93,8 +93,17 @@ def main():
               help="vectors format [config: format, default text]")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default=None,
+              help="local: threads in this process; ray: one Ray actor per node, --workers threads each "
+                   "[config: backend; default 'local']")
+@click.option("--address", default=None,
+              help="Ray cluster to join, host:port (with --resume too); without it a local Ray instance "
+                   "runs for the run [config: address]")
+@click.option("--nodes", type=int, default=None,
+              help="Ray actors, one per node, each on its own share of the corpus (0 = every node) "
+                   "[config: nodes; default 0]")
 @pipeline_options
-def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
+def train(corpus, output, resume_dir, fmt, quiet, backend, address, nodes, config_path, **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
@@ -109,6 +118,8 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
       w2v train a.txt b.txt.gz --dim 200 --workers 1 --seed 7
       w2v train --resume run                # the rest of an interrupted run
       w2v train --resume run --epochs 10    # or more epochs
+      w2v train text8 --backend ray --nodes 2 --workers 1           # Ray actors on this machine
+      w2v train corpus/ --backend ray --address 10.0.0.1:6379 --nodes 8   # a cluster (ray start --head)
     """
     from .train import Interrupted
 
@@ -117,15 +128,16 @@ def train(corpus, output, resume_dir, fmt, quiet, config_path, **overrides):
     try:
         if resume_dir is not None:
             extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
-            if corpus or config_path or extra or fmt:
-                _fail("--resume takes the run's own corpus and config; only --epochs may change")
+            if corpus or config_path or extra or fmt or backend or nodes is not None:
+                _fail("--resume takes the run's own corpus and config; only --epochs (and a Ray run's --address) "
+                      "may change")
             from .run import resume
 
-            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log)
+            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log, address=address)
             return
         if not corpus:
             _fail("give a CORPUS to train on (or --resume DIR)")
-        overrides["format"] = fmt
+        overrides.update(format=fmt, backend=backend, address=address, nodes=nodes)
         cfg = _load_config(config_path, overrides)
         from .run import train as train_run
 

@@ -103,19 +103,26 @@ class TrainingLoop:
 
         return learning_rate(self.cfg.alpha, self.cfg.min_alpha, self.progress.words_done, self.progress.total_words)
 
-    @contextmanager
-    def _paused(self):
-        """Every runner waits at a boundary meanwhile, so the state is consistent."""
+    def _pause(self) -> None:
+        """Return once every runner waits at a boundary (or has finished)."""
         p = self.progress
         with p.cond:
             p.pause = True
             p.cond.wait_for(lambda: p.paused + p.finished >= self.n_runners)
+
+    def _unpause(self) -> None:
+        with self.progress.cond:
+            self.progress.pause = False
+            self.progress.cond.notify_all()
+
+    @contextmanager
+    def _paused(self):
+        """Every runner waits at a boundary meanwhile, so the state is consistent."""
+        self._pause()
         try:
             yield
         finally:
-            with p.cond:
-                p.pause = False
-                p.cond.notify_all()
+            self._unpause()
 
     def run(self, show_progress: bool | None = None, trace: np.ndarray | None = None, on_log=None,
             log_interval: float = 30.0, checkpoint=None, checkpoint_interval: float = 0.0, stop_signals=True) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import Config, ConfigError, save_config
 from .dataset import prepare
-from .errors import TrainingError
+from .errors import TrainingError, WorkersLost
 from .io import OutputError, atomic_open
 
 if TYPE_CHECKING:
@@ -97,9 +97,12 @@ class Run:
 def _train(trainer: Trainer, run: Run | None, show_progress, log) -> Model:
     from .train import Interrupted, _finish
 
-    ok = trainer.run(show_progress, on_log=run.log_line if run else None, log_interval=trainer.cfg.log_interval,
-                     checkpoint=(lambda: run.checkpoint(trainer)) if run else None,
-                     checkpoint_interval=trainer.cfg.checkpoint_interval)
+    try:
+        ok = trainer.run(show_progress, on_log=run.log_line if run else None, log_interval=trainer.cfg.log_interval,
+                         checkpoint=(lambda: run.checkpoint(trainer)) if run else None,
+                         checkpoint_interval=trainer.cfg.checkpoint_interval)
+    except WorkersLost as e:
+        raise _saved_after_loss(e, trainer, run) from None
     model = _finish(trainer, log)
     if run is None:
         if not ok:
@@ -127,6 +130,8 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     cfg = Config(**{**cfg.to_dict(), "workers": cfg.resolved_workers()})
     corpus = [str(c) for c in ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus)]
     out = _make_dir(Path(output)) if output is not None else None
+    if cfg.backend == "ray":
+        return _train_ray(corpus, cfg, out, show_progress, log)
     dataset = prepare(corpus, cfg, log)
     log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
         f"{len(dataset.vocab):,} words")
@@ -143,9 +148,11 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     return _train(trainer, run, show_progress, log)
 
 
-def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None) -> Model:
+def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None,
+           address: str | None = None) -> Model:
     """Continue the run in ``run_dir`` from its checkpoint: the rest of an interrupted run, or more
-    epochs (``epochs`` is the new total). The learning rate and word count go on where they were."""
+    epochs (``epochs`` is the new total). The learning rate and word count go on where they were.
+    A run of the Ray backend resumes on Ray, at ``address`` if given (a restarted cluster)."""
     import yaml
 
     from .train import Model, Trainer
@@ -161,6 +168,12 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
             raise ConfigError(f"--epochs {epochs} is below the run's {cfg.epochs}; a resumed run can only go further")
         cfg = Config(**{**cfg.to_dict(), "epochs": epochs})
     corpus = [str(c) for c in ck["corpus"]]
+    if address is not None and cfg.backend != "ray":
+        raise ConfigError(f"--address is for runs of the Ray backend; {out} was trained with backend {cfg.backend}")
+    if cfg.backend == "ray":
+        if address is not None:
+            cfg = Config(**{**cfg.to_dict(), "address": address})
+        return _train_ray(corpus, cfg, out, show_progress, log, ck)
     dataset = prepare(corpus, cfg, log)
     if dataset.vocab.words != ck["words"].tolist() or dataset.n_words != int(ck["n_words"]):
         raise TrainingError(f"the corpus {' '.join(corpus)} changed since the checkpoint; it cannot be resumed")
@@ -170,3 +183,37 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
     trainer.load_state(ck)
     log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
     return _train(trainer, Run(out, cfg, corpus), show_progress, log)
+
+
+def _check_corpus(corpus, words: list[str], n_words: int, ck: dict) -> None:
+    if words != ck["words"].tolist() or n_words != int(ck["n_words"]):
+        raise TrainingError(f"the corpus {' '.join(corpus)} changed since the checkpoint; it cannot be resumed")
+
+
+def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: dict | None = None) -> Model:
+    """The Ray backend (w2v.distributed) in the same run directory: fresh, or resumed from ``ck``."""
+    from .distributed import RayTrainer
+
+    trainer = RayTrainer(corpus, cfg, log, checkpoint=ck)
+    try:
+        run = Run(out, trainer.cfg, corpus) if out is not None else None
+        if ck is not None:
+            _check_corpus(corpus, trainer.dataset.vocab.words, trainer.dataset.n_words, ck)
+            trainer.load_state(ck)
+            log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
+        elif out is not None:
+            (out / "log.jsonl").unlink(missing_ok=True)
+            save_config(trainer.cfg, out / "config.yaml")
+        return _train(trainer, run, show_progress, log)
+    finally:
+        trainer.close()
+
+
+def _saved_after_loss(error: WorkersLost, trainer: Trainer, run: Run | None) -> TrainingError:
+    """Workers were lost for good: save what the others did, and say how to go on."""
+    if run is None:
+        return error
+    run.checkpoint(trainer)
+    run.write_outputs(trainer.model, partial=True)
+    return TrainingError(f"{error}; the other workers' training is saved in {run.out}/{CHECKPOINT}: "
+                         f"continue with: w2v train --resume {run.out}")
