@@ -169,7 +169,9 @@ def local_ray():
 def test_ray_backend_learns_planted_groups_in_a_run_directory(local_ray, planted_corpus, tmp_path):
     path, groups = planted_corpus
     out = tmp_path / "run"
-    model = train([path], ray_cfg(cache_dir=str(tmp_path / "cache")), out, show_progress=False)
+    # checkpoints every 0.3 s: the actors pause at job boundaries and all rows meet each time
+    model = train([path], ray_cfg(cache_dir=str(tmp_path / "cache"), checkpoint_interval=0.3), out,
+                  show_progress=False)
     assert {p.name for p in out.iterdir()} == {"vectors.txt", "vocab.txt", "config.yaml", "log.jsonl", CHECKPOINT}
     words, vectors = read_word2vec_text(out / "vectors.txt")
     assert words == model.words and np.array_equal(vectors, model.emb_in)
