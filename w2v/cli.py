@@ -101,8 +101,18 @@ def main():
               help="replace the run already in OUTPUT (finished, or unfinished: its checkpoint is lost)")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress bar or log lines (no bar anyway when stderr is not a terminal)")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default=None,
+              help="local: threads in this process; ray: one Ray actor per node, --workers threads each "
+                   "[config: backend; default 'local']")
+@click.option("--address", default=None,
+              help="Ray cluster to join, host:port (with --resume too); without it a local Ray instance "
+                   "runs for the run [config: address]")
+@click.option("--nodes", type=int, default=None,
+              help="Ray actors, one per node, each on its own share of the corpus (0 = every node) "
+                   "[config: nodes; default 0]")
 @pipeline_options
-def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, config_path, **overrides):
+def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, backend, address, nodes, config_path,
+          **overrides):
     """Train word vectors on CORPUS (files, .gz files or directories of them).
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
@@ -119,6 +129,8 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, c
       w2v train --resume run                # the rest of an interrupted run
       w2v train --resume run --epochs 10    # or more epochs
       w2v train news.txt --init-from run --output run2   # run's vectors, trained further on news.txt
+      w2v train text8 --backend ray --nodes 2 --workers 1           # Ray actors on this machine
+      w2v train corpus/ --backend ray --address 10.0.0.1:6379 --nodes 8   # a cluster (ray start --head)
     """
     from .train import Interrupted
 
@@ -129,15 +141,16 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, c
             extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
             if init_from is not None:
                 _fail("--resume continues a run, --init-from starts a new one from a run: give one of them")
-            if corpus or config_path or extra or fmt or prune or overwrite:
-                _fail("--resume takes the run's own corpus and config; only --epochs may change")
+            if corpus or config_path or extra or fmt or prune or overwrite or backend or nodes is not None:
+                _fail("--resume takes the run's own corpus and config; only --epochs (and a Ray run's --address) "
+                      "may change")
             from .run import resume
 
-            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log)
+            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log, address=address)
             return
         if not corpus:
             _fail("give a CORPUS to train on (or --resume DIR)")
-        overrides["format"] = fmt
+        overrides.update(format=fmt, backend=backend, address=address, nodes=nodes)
         overrides["prune"] = prune or None
         if init_from is not None:
             from .run import continued_config

@@ -61,6 +61,14 @@ class Config:
     prune: bool = _opt(False, "with init_from: also drop its words below min_count / past max_vocab_size")
     init_from_corpus: str = _opt("", "recorded by w2v, not read: the init_from run's corpus files (':' between)")
     continued_on: str = _opt("", "recorded by w2v, not read: this continued run's corpus files (':' between)")
+    # where training runs
+    backend: str = _opt("local", "local: worker threads in this process; ray: one Ray actor per node, each with "
+                        "`workers` threads", choices=("local", "ray"))
+    address: str = _opt("", "Ray cluster to join, host:port ('' = start a local Ray instance for the run)")
+    nodes: int = _opt(0, "Ray actors, one per node, each training on its own shard (0 = every node of the cluster)")
+    sync_interval: float = _opt(0.1, "Ray: seconds between parameter syncs (each adds up the actors' changes)")
+    sync_rows: int = _opt(1024, "Ray: rows of the smallest sync; the k-th sync moves the most frequent "
+                          "sync_rows * 2^(trailing zero bits of k) rows, so all rows now and then")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,6 +121,11 @@ def validate(cfg: Config, vocab_size: int | None = None) -> Config:
         (cfg.log_interval > 0, "log_interval must be > 0"),
         (cfg.checkpoint_interval >= 0, "checkpoint_interval must be >= 0"),
         (bool(cfg.init_from) or not cfg.prune, "prune applies only to a continued run (init_from, --init-from RUN)"),
+        (cfg.nodes >= 0, "nodes must be >= 0 (0 = every node of the cluster)"),
+        (cfg.sync_interval > 0, "sync_interval must be > 0"),
+        (cfg.sync_rows >= 1, "sync_rows must be >= 1"),
+        (cfg.backend == "ray" or (not cfg.address and cfg.nodes == 0),
+         "address and nodes are options of the Ray backend: add --backend ray (config: backend: ray)"),
     ]
     for ok, message in checks:
         if not ok:

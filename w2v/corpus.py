@@ -70,7 +70,20 @@ def iter_segments(paths, lowercase: bool = False, chunk_bytes: int = 1 << 20,
     for path in corpus_files(paths):
         stats.files += 1
         with _open_binary(path) as fh:
-            yield from _file_segments(fh, path, lowercase, chunk_bytes, stats)
+            yield from _closed(_file_segments(fh, path, lowercase, chunk_bytes, stats), stats)
+
+
+def _closed(segments, stats: ReadStats):
+    """The segments of a whole file, its last line closed even when its tokens all went out in
+    earlier segments (a file ending in a space with no newline): a sentence never runs on into the
+    next file."""
+    open_line = False
+    for tokens, ends_sentence in segments:
+        open_line = not ends_sentence
+        yield tokens, ends_sentence
+    if open_line:
+        stats.lines += 1
+        yield [], True
 
 
 def _refuse_binary(path, head: bytes, invalid: int) -> None:
@@ -96,7 +109,6 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
     codecs.register_error(handler, count_and_replace)
     decoder = codecs.getincrementaldecoder("utf-8")(errors=handler)
     carry = ""
-    line_open = False  # segments of an unfinished line went out
     start_bytes = stats.bytes
     while True:
         try:
@@ -119,21 +131,124 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
             stats.lines += 1
             stats.tokens += len(tokens)
             yield tokens, True
-        if lines:
-            line_open = False
         tokens = tail.split()
         if not final and tokens and not tail[-1].isspace():
             carry = tokens.pop()  # may continue in the next chunk
         if final:
-            # close the file's last line even when its tokens went out in earlier segments (a
-            # file ending in a space with no newline): a sentence never runs into the next file
-            stats.lines += bool(tokens) or line_open
+            stats.lines += bool(tokens)
             stats.tokens += len(tokens)
-            if tokens or line_open:
+            if tokens:
                 yield tokens, True
             break
         if tokens:
             stats.tokens += len(tokens)
-            line_open = True
             yield tokens, False
     stats.invalid_utf8 += invalid[0]
+
+
+# Byte ranges: how the Ray backend shares a corpus out without reading it in one place. Every node
+# reads its own ranges of the same files (a shared filesystem).
+
+_ASCII_SPACE = b" \t\n\r\x0b\x0c"
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes [start, end) of one file; end -1 is the whole file (a .gz file is never cut)."""
+    path: str
+    start: int
+    end: int
+
+
+def split_ranges(paths, parts: int, chunk_bytes: int = 1 << 20) -> list[list[ByteRange]]:
+    """Cut the corpus files, taken one after another, into ``parts`` contiguous shares of about
+    equal size. A cut moves forward to just past the next newline, so lines stay whole; in a line
+    longer than ``chunk_bytes`` (text8 has a single one) it moves to just past the next ASCII
+    whitespace instead, so no token is ever cut (the line then ends a sentence there). A .gz file is
+    never cut: a cut inside one moves to its end. Shares may be empty when the corpus is small."""
+    files = corpus_files(paths)
+    sizes = [f.stat().st_size for f in files]
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    total = offsets[-1]
+    cuts = [0]
+    for k in range(1, parts):
+        target = max(cuts[-1], total * k // parts)
+        i = next((j for j in range(len(files)) if offsets[j] <= target < offsets[j + 1]), None)
+        if i is None:
+            cut = total
+        elif files[i].suffix == ".gz":
+            cut = offsets[i + 1] if target > offsets[i] else offsets[i]
+        else:
+            cut = offsets[i] + _line_cut(files[i], target - offsets[i], chunk_bytes)
+        cuts.append(max(cuts[-1], cut))
+    cuts.append(total)
+    shares = []
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+        share = []
+        for f, start, size in zip(files, offsets, sizes, strict=False):
+            a, b = max(lo, start), min(hi, start + size)
+            if a < b:
+                whole = f.suffix == ".gz" or (a == start and b == start + size)
+                share.append(ByteRange(str(f), 0, -1) if whole else ByteRange(str(f), a - start, b - start))
+        shares.append(share)
+    return shares
+
+
+def _line_cut(path: Path, pos: int, chunk_bytes: int) -> int:
+    """The first offset at or after ``pos`` that starts a line (or follows a whitespace byte, if no
+    newline comes within ``chunk_bytes``); the file's size if none does."""
+    if pos == 0:
+        return 0
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(pos - 1)
+            head = fh.read(chunk_bytes + 1)
+            newline = head.find(b"\n")
+            if newline >= 0:
+                return pos + newline
+            block, at = head, pos - 1
+            while block:
+                hit = next((j for j, byte in enumerate(block) if byte in _ASCII_SPACE), -1)
+                if hit >= 0:
+                    return at + hit + 1
+                at += len(block)
+                block = fh.read(chunk_bytes)
+            return at
+    except OSError as e:
+        raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+class _Window:
+    """The first ``size`` bytes a binary file object reads from where it stands."""
+
+    def __init__(self, fh, size: int):
+        self.fh, self.left = fh, size
+
+    def read(self, n: int) -> bytes:
+        data = self.fh.read(min(n, self.left)) if self.left > 0 else b""
+        self.left -= len(data)
+        return data
+
+
+def iter_range_segments(ranges, lowercase: bool = False, chunk_bytes: int = 1 << 20,
+                        stats: ReadStats | None = None) -> Iterator[tuple[list[str], bool]]:
+    """``iter_segments`` over byte ranges: the segments of consecutive ranges of a file, joined,
+    are the segments of the file (the last segment of a range always ends a sentence)."""
+    stats = stats if stats is not None else ReadStats()
+    for r in ranges:
+        path = Path(r.path)
+        stats.files += r.start == 0
+        with _open_binary(path) as fh:
+            reader = fh
+            if r.end >= 0:
+                try:
+                    fh.seek(r.start)
+                except OSError as e:
+                    raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+                reader = _Window(fh, r.end - r.start)
+            segments = _file_segments(reader, path, lowercase, chunk_bytes, stats)
+            if r.end < 0 or r.end >= path.stat().st_size:  # the file's last range: as iter_segments
+                segments = _closed(segments, stats)
+            yield from segments

@@ -7,3 +7,8 @@ class TrainingError(RuntimeError):
 
 class ResourceError(ValueError):
     """The machine cannot hold the model."""
+
+
+class WorkersLost(TrainingError):
+    """Training lost workers it could not bring back (a Ray actor whose restarts ran out); the
+    trainer's state is consistent for a checkpoint, from which the run can be resumed."""

@@ -28,7 +28,7 @@ import numpy as np
 from .config import Config, ConfigError, parse_config, save_config, validate
 from .corpus import corpus_files
 from .dataset import Dataset, prepare
-from .errors import TrainingError
+from .errors import TrainingError, WorkersLost
 from .io import DamagedFileError, OutputError, atomic_open, check_free_space
 from .vocab import Vocab
 
@@ -488,9 +488,12 @@ def _train(trainer: Trainer, run: Run | None, show_progress, log) -> Model:
 def _train_and_save(trainer: Trainer, run: Run | None, show_progress, log) -> Model:
     from .train import Interrupted, _finish
 
-    ok = trainer.run(show_progress, on_log=run.log_line if run else None, log_interval=trainer.cfg.log_interval,
-                     checkpoint=(lambda: run.periodic_checkpoint(trainer)) if run else None,
-                     checkpoint_interval=trainer.cfg.checkpoint_interval)
+    try:
+        ok = trainer.run(show_progress, on_log=run.log_line if run else None, log_interval=trainer.cfg.log_interval,
+                         checkpoint=(lambda: run.periodic_checkpoint(trainer)) if run else None,
+                         checkpoint_interval=trainer.cfg.checkpoint_interval)
+    except WorkersLost as e:
+        raise _saved_after_loss(e, trainer, run) from None
     model = _finish(trainer, log)
     if run is None:
         if not ok:
@@ -555,6 +558,10 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     if out is not None:  # refuse before the counting pass, not after it
         _refuse_existing_run(out, overwrite)
         _DirLock(out).release()
+    if cfg.backend == "ray":
+        if cfg.init_from:
+            raise ConfigError("--init-from runs on the local backend only (for now): drop --backend ray")
+        return _train_ray(corpus, cfg, out, show_progress, log, overwrite=overwrite)
     base = None
     if cfg.init_from:  # continuing another run: see continued_config
         dataset, base, cfg = continued_dataset(corpus, cfg, out, log)
@@ -573,10 +580,12 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     return _train(trainer, run, show_progress, log)
 
 
-def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None) -> Model:
+def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None,
+           address: str | None = None) -> Model:
     """Continue the run in ``run_dir`` from its checkpoint: the rest of an interrupted run, or more
     epochs (``epochs`` is the new total). The learning rate and word count go on where they were.
-    Refused when the corpus files changed since the checkpoint (size, mtime, first and last MiB)."""
+    Refused when the corpus files changed since the checkpoint (size, mtime, first and last MiB).
+    A run of the Ray backend resumes on Ray, at ``address`` if given (a restarted cluster)."""
     from .train import Model, Trainer, check_memory
 
     out = Path(run_dir)
@@ -593,6 +602,13 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
         cfg = Config(**{**cfg.to_dict(), "epochs": epochs})
     corpus = [str(c) for c in ck["corpus"]]
     fingerprint = _check_corpus_unchanged(ck, corpus, out, log)
+    if address is not None and cfg.backend != "ray":
+        raise ConfigError(f"--address is for runs of the Ray backend; {out} was trained with backend {cfg.backend}")
+    if cfg.backend == "ray":
+        if address is not None:
+            cfg = Config(**{**cfg.to_dict(), "address": address})
+        return _train_ray(corpus, cfg, out, show_progress, log, ck=ck,
+                          resume=(fingerprint, ck_path, ck_stat))
     dataset = (encode_with_vocab(corpus, Vocab(ck["words"].tolist(), ck["counts"]), cfg) if cfg.init_from
                else prepare(corpus, cfg, log))
     if dataset.vocab.words != ck["words"].tolist() or dataset.n_words != int(ck["n_words"]):
@@ -728,3 +744,44 @@ def continued_model(dataset: Dataset, cfg: Config, base: dict) -> Model:
     for name in ("emb_in", "emb_out", "bias"):
         getattr(model, name)[old_to_new[kept]] = base.pop(name)[kept]  # popped: RUN's copy is freed
     return model
+
+
+
+
+def _check_corpus(corpus, words: list[str], n_words: int, ck: dict) -> None:
+    if words != ck["words"].tolist() or n_words != int(ck["n_words"]):
+        raise TrainingError(f"the corpus {' '.join(corpus)} changed since the checkpoint; it cannot be resumed")
+
+
+def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: dict | None = None,
+               overwrite: bool = False, resume: tuple | None = None) -> Model:
+    """The Ray backend (w2v.distributed) in the same run directory: fresh, or resumed from ``ck``
+    (``resume``: the corpus fingerprint and the checkpoint's path and stat, as ``resume`` read them)."""
+    from .distributed import RayTrainer
+
+    trainer = RayTrainer(corpus, cfg, log, checkpoint=ck)
+    try:
+        run = None
+        if ck is not None:
+            _check_corpus(corpus, trainer.dataset.vocab.words, trainer.dataset.n_words, ck)
+            trainer.load_state(ck)
+            if out is not None:
+                run = _resume_run(out, trainer.cfg, corpus, *resume, log)
+                run.saved_words = trainer.progress.words_done
+            log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
+        elif out is not None:
+            _check_disk_space(out, trainer.dataset.vocab.words, trainer.cfg)
+            run = _open_run(out, trainer.cfg, corpus, overwrite, log)
+        return _train(trainer, run, show_progress, log)
+    finally:
+        trainer.close()
+
+
+def _saved_after_loss(error: WorkersLost, trainer: Trainer, run: Run | None) -> TrainingError:
+    """Workers were lost for good: save what the others did, and say how to go on."""
+    if run is None:
+        return error
+    run.checkpoint(trainer)
+    run.write_outputs(trainer.model, partial=True)
+    return TrainingError(f"{error}; the other workers' training is saved in {run.out}/{CHECKPOINT}: "
+                         f"continue with: w2v train --resume {run.out}")

@@ -11,13 +11,9 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import sys
 import threading
-import time
-from collections import deque, namedtuple
-from contextlib import contextmanager
+from collections import namedtuple
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -25,6 +21,7 @@ from numba import njit
 from .config import Config, validate
 from .dataset import Dataset, check_dataset
 from .errors import ResourceError, TrainingError
+from .loop import Interrupted, Progress, TrainingLoop  # noqa: F401  (Interrupted: w2v.train's API)
 from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
 from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
@@ -222,42 +219,13 @@ def _release(ids: np.ndarray, start: int, stop: int) -> None:
             pass
 
 
-@dataclass
-class Progress:
-    """Shared by the workers and the main thread, under ``cond``."""
-    total_words: int
-    words_done: int = 0  # drives the learning rate
-    pairs: int = 0
-    seconds: float = 0.0  # training time of earlier sessions of a resumed run
-    recent: deque = field(default_factory=lambda: deque(maxlen=40))  # (loss sum, pairs) per job
-    epoch_loss: dict = field(default_factory=dict)  # epoch -> [loss sum, pairs]
-    error: BaseException | None = None
-    stop: bool = False  # finish the current job, then return
-    pause: bool = False  # finish the current job, then wait (for a checkpoint)
-    paused: int = 0
-    pending: list = field(default_factory=list)  # (words, recent loss, time) log points to write
-    finished: int = 0
-    cond: threading.Condition = field(default_factory=threading.Condition)
+class Trainer(TrainingLoop):
+    """Training of one model on one dataset by worker threads in this process (Hogwild), fresh or
+    continued from a checkpoint's state. A Ray actor runs one on its shard (w2v.distributed), with
+    its workers numbered from ``first_worker`` and the learning rate following ``total_words``."""
 
-    def recent_loss(self) -> float:
-        loss = sum(r[0] for r in self.recent)
-        pairs = sum(r[1] for r in self.recent)
-        return loss / pairs if pairs else float("nan")
-
-
-class Interrupted(Exception):
-    """Training stopped on a signal after saving a checkpoint; ``code`` is the exit status."""
-
-    def __init__(self, signum: int, run_dir: Path | None):
-        self.signum, self.run_dir = signum, run_dir
-        self.code = 128 + signum
-        super().__init__(f"stopped by signal {signum}")
-
-
-class Trainer:
-    """Training of one model on one dataset: fresh, or continued from a checkpoint's state."""
-
-    def __init__(self, dataset: Dataset, cfg: Config, model: Model | None = None):
+    def __init__(self, dataset: Dataset, cfg: Config, model: Model | None = None, first_worker: int = 0,
+                 total_words: int | None = None):
         from .run import check_model
 
         validate(cfg, len(dataset.vocab))
@@ -267,29 +235,26 @@ class Trainer:
         check_model(self.model, len(dataset.vocab), cfg.dim)
         vocab_size = len(dataset.vocab)
         keep_prob = keep_probabilities(dataset.vocab.counts, cfg.sample)
-        self.workers = [_Worker(i, span, cfg, dataset.ids, keep_prob, vocab_size)
+        self.workers = [_Worker(first_worker + i, span, cfg, dataset.ids, keep_prob, vocab_size)
                         for i, span in enumerate(worker_spans(len(dataset.ids), cfg.resolved_workers()))]
-        self.progress = Progress(total_words=max(1, dataset.n_words * cfg.epochs))
+        self.progress = Progress(total_words=total_words or max(1, dataset.n_words * cfg.epochs))
         self.sampler = Sampler(floor_table(vocab_size), *log_tables(vocab_size), np.log(cfg.num_sampled),
                                cfg.num_sampled, cfg.unique, cfg.remove_accidental_hits)
         # words per call of the kernel: small enough for progress and logs to keep up (and for a
         # signal to stop the run within a fraction of a second), large enough to hide Python
         self.job_words = max(1000, min(_JOB_WORDS, self.progress.total_words // 200))
 
-    def learning_rate(self) -> float:
-        return learning_rate(self.cfg.alpha, self.cfg.min_alpha, self.progress.words_done, self.progress.total_words)
+    def _runners(self, trace: np.ndarray | None) -> list[threading.Thread]:
+        trace = trace if trace is not None else np.zeros((0, 2), dtype=np.int32)
+        return [threading.Thread(target=self._work, args=(w, trace), daemon=True)
+                for w in self.workers if w.epoch < self.cfg.epochs]
 
     def _work(self, w: _Worker, trace: np.ndarray):
         cfg, ds, progress = self.cfg, self.dataset, self.progress
         try:
             while w.epoch < cfg.epochs:
                 with progress.cond:
-                    if progress.pause:
-                        progress.paused += 1
-                        progress.cond.notify_all()
-                        progress.cond.wait_for(lambda: not progress.pause)
-                        progress.paused -= 1
-                    if progress.stop or progress.error is not None:
+                    if not progress.at_boundary():
                         return
                     words_before = progress.words_done
                 before = w.totals.copy()
@@ -301,28 +266,22 @@ class Trainer:
                     raise TrainingError(
                         f"the loss became {loss} in epoch {w.epoch + 1}: the learning rate (alpha={cfg.alpha}) is "
                         "probably too large for this batch_size/num_sampled; lower alpha")
-                with progress.cond:
-                    step = max(1, progress.total_words // 100)
-                    crossed = (progress.words_done + int(words)) // step > progress.words_done // step
-                    progress.words_done += int(words)
-                    progress.pairs += int(pairs)
-                    progress.recent.append((loss, pairs))
-                    if crossed:  # a log.jsonl line every 1% of the run, snapshotted here
-                        progress.pending.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
-                        progress.cond.notify_all()
-                    ep = progress.epoch_loss.setdefault(w.epoch, [0.0, 0])
-                    ep[0] += loss
-                    ep[1] += int(pairs)
+                epoch = w.epoch
                 if span_done:
                     w.epoch += 1
                     w.rewind()
+                with progress.cond:
+                    self._job_done(w, epoch, int(words), int(pairs), float(loss))
         except BaseException as e:  # reported by the main thread
-            with progress.cond:
-                progress.error = progress.error or e
+            progress.fail(e)
         finally:
             with progress.cond:
                 progress.finished += 1
                 progress.cond.notify_all()
+
+    def _job_done(self, w: _Worker, epoch: int, words: int, pairs: int, loss: float) -> None:
+        """A job of worker ``w`` (in ``epoch``) is done and ``w`` is at a job boundary; under progress.cond."""
+        self.progress.add_job(epoch, words, pairs, loss)
 
     def _train_job(self, w: _Worker, words_before: int, trace: np.ndarray) -> bool:
         """One call of the kernel: about ``job_words`` words of worker ``w``'s span, at the learning
@@ -332,117 +291,10 @@ class Trainer:
         return train_span(Params(model.emb_in, model.emb_out, model.bias), w.stream, self.sampler, schedule, w.neg,
                           w.scratch, self.job_words, w.totals, trace)
 
-    @contextmanager
-    def _paused(self):
-        """Every worker waits at a job boundary meanwhile, so the state is consistent."""
-        p = self.progress
-        with p.cond:
-            p.pause = True
-            p.cond.wait_for(lambda: p.paused + p.finished >= self.n_threads)
-        try:
-            yield
-        finally:
-            with p.cond:
-                p.pause = False
-                p.cond.notify_all()
-
-    def run(self, show_progress: bool | None = None, trace: np.ndarray | None = None, on_log=None,
-            log_interval: float = 30.0, checkpoint=None, checkpoint_interval: float = 0.0, stop_signals=True) -> bool:
-        """Train until every epoch is done (True) or a SIGINT/SIGTERM stops it (False).
-
-        ``on_log(record)`` is called every 1% of the run and every ``log_interval`` seconds;
-        ``checkpoint()`` every ``checkpoint_interval`` seconds (0 = never), with the workers paused.
-        """
-        import signal
-
-        from tqdm import tqdm
-
-        progress = self.progress
-        trace = trace if trace is not None else np.zeros((0, 2), dtype=np.int32)
-        if show_progress is None:
-            show_progress = sys.stderr.isatty()
-        caught: list[int] = []
-        previous = {}
-        if stop_signals and threading.current_thread() is threading.main_thread():
-            def on_signal(signum, frame):
-                caught.append(signum)
-                with progress.cond:
-                    progress.stop = True
-                    progress.cond.notify_all()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, on_signal)
-        bar = tqdm(total=progress.total_words, initial=progress.words_done, unit="w", unit_scale=True,
-                   disable=not show_progress, dynamic_ncols=True, smoothing=0.1)
-        threads = [threading.Thread(target=self._work, args=(w, trace), daemon=True)
-                   for w in self.workers if w.epoch < self.cfg.epochs]
-        self.n_threads = len(threads)
-        t0 = time.perf_counter()
-        last_log = (t0, progress.words_done)
-        last_checkpoint = t0
-        try:
-            for t in threads:
-                t.start()
-            shown = progress.words_done
-            while any(t.is_alive() for t in threads):
-                with progress.cond:  # wake for a log point, or every 0.2 s
-                    progress.cond.wait_for(lambda: progress.pending or progress.finished == len(threads),
-                                           timeout=0.2)
-                    done, loss = progress.words_done, progress.recent_loss()
-                    points, progress.pending = progress.pending, []
-                now = time.perf_counter()
-                bar.update(done - shown)
-                shown = done
-                bar.set_postfix_str(f"loss {loss:.4f} lr {self.learning_rate():.5f}", refresh=False)
-                if on_log and not points and now - last_log[0] >= log_interval:
-                    points = [(done, loss, now)]
-                if on_log:
-                    last_log = self._emit(on_log, points, last_log, progress.seconds - t0)
-                if checkpoint and checkpoint_interval and now - last_checkpoint >= checkpoint_interval \
-                        and progress.error is None and not progress.stop:
-                    with self._paused():
-                        if progress.error is None:
-                            progress.seconds += time.perf_counter() - t0
-                            t0 = time.perf_counter()
-                            checkpoint()
-                    last_checkpoint = time.perf_counter()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            bar.close()
-        progress.seconds += time.perf_counter() - t0
-        if progress.error is not None:
-            raise progress.error
-        points, progress.pending = progress.pending, []
-        if on_log:
-            if progress.words_done != (points[-1][0] if points else last_log[1]):
-                points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
-            self._emit(on_log, points, last_log, progress.seconds - time.perf_counter())
-        self.caught = caught
-        return not caught
-
-    def _emit(self, on_log, points, last_log, clock_offset: float):
-        """Log points (words, loss, time) as records; ``clock_offset`` + time = training seconds."""
-        for words, loss, t in points:
-            on_log(self._log_record(words, loss, (words - last_log[1]) / max(t - last_log[0], 1e-9),
-                                    clock_offset + t))
-            last_log = (t, words)
-        return last_log
-
-    def _log_record(self, words: int, loss: float, rate: float, seconds: float) -> dict:
-        """One log.jsonl line: loss is the mean per pair over recent jobs, words_per_sec since the last line."""
-        n = max(1, self.dataset.n_words)
-        lr = learning_rate(self.cfg.alpha, self.cfg.min_alpha, words, self.progress.total_words)
-        return {"words": int(words), "epoch": int(min(self.cfg.epochs, words // n + 1)),
-                "progress": words / self.progress.total_words, "learning_rate": lr,
-                "loss": loss if math.isfinite(loss) else None, "words_per_sec": rate, "seconds": seconds}
-
-    def epoch_losses(self) -> dict[int, float]:
-        return {e + 1: v[0] / max(1, v[1]) for e, v in sorted(self.progress.epoch_loss.items())}
 
     # checkpoint state: everything needed to continue bit for bit (with one worker)
-    def state_arrays(self) -> dict:
-        p = self.progress
+    def worker_arrays(self) -> dict:
+        """Every worker's position, RNG streams and totals, stacked in worker order."""
         return {
             "cursors": np.stack([w.cursor for w in self.workers]),
             "epochs": np.array([w.epoch for w in self.workers], np.int64),
@@ -450,15 +302,9 @@ class Trainer:
             "rng_neg": np.concatenate([w.neg.rng for w in self.workers]),
             "marks": np.concatenate([w.neg.mark for w in self.workers]),
             "totals": np.stack([w.totals for w in self.workers]),
-            "words_done": np.int64(p.words_done), "pairs": np.int64(p.pairs), "seconds": np.float64(p.seconds),
-            "epoch_loss": np.array([[e, v[0], v[1]] for e, v in sorted(p.epoch_loss.items())],
-                                   np.float64).reshape(-1, 3),
         }
 
-    def load_state(self, st: dict) -> None:
-        from .run import check_state
-
-        check_state(st, [(w.start, w.end) for w in self.workers], self.cfg)
+    def load_workers(self, st: dict) -> None:
         if len(st["cursors"]) != len(self.workers):
             raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers; resume with the same number")
         for i, w in enumerate(self.workers):
@@ -468,9 +314,27 @@ class Trainer:
             w.neg.rng[:] = st["rng_neg"][i:i + 1]
             w.neg.mark[:] = st["marks"][i:i + 1]
             w.totals[:] = st["totals"][i]
-        p = self.progress
-        p.words_done, p.pairs, p.seconds = int(st["words_done"]), int(st["pairs"]), float(st["seconds"])
-        p.epoch_loss = {int(e): [loss, int(n)] for e, loss, n in st["epoch_loss"]}
+
+    def state_arrays(self) -> dict:
+        return {**self.worker_arrays(), **progress_arrays(self.progress)}
+
+    def load_state(self, st: dict) -> None:
+        from .run import check_state
+
+        check_state(st, [(w.start, w.end) for w in self.workers], self.cfg)  # from a file: checked first
+        self.load_workers(st)
+        load_progress(self.progress, st)
+
+
+def progress_arrays(p: Progress) -> dict:
+    return {"words_done": np.int64(p.words_done), "pairs": np.int64(p.pairs), "seconds": np.float64(p.seconds),
+            "epoch_loss": np.array([[e, v[0], v[1]] for e, v in sorted(p.epoch_loss.items())],
+                                   np.float64).reshape(-1, 3)}
+
+
+def load_progress(p: Progress, st: dict) -> None:
+    p.words_done, p.pairs, p.seconds = int(st["words_done"]), int(st["pairs"]), float(st["seconds"])
+    p.epoch_loss = {int(e): [loss, int(n)] for e, loss, n in st["epoch_loss"]}
 
 
 def fit(dataset: Dataset, cfg: Config, show_progress: bool | None = None, trace: np.ndarray | None = None,
@@ -487,6 +351,6 @@ def _finish(trainer: Trainer, log) -> Model:
     model.words_per_sec = p.words_done / p.seconds if p.seconds else 0.0
     model.epoch_loss = trainer.epoch_losses()
     log(f"trained {p.words_done:,} words ({p.pairs:,} pairs) in {p.seconds:.1f}s: {model.words_per_sec:,.0f} "
-        f"words/s with {len(trainer.workers)} worker(s); mean loss per pair by epoch: "
+        f"words/s with {trainer.workers_text()}; mean loss per pair by epoch: "
         + ", ".join(f"{v:.4f}" for v in model.epoch_loss.values()))
     return model

@@ -62,16 +62,55 @@ def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
     ``max_vocab_size`` distinct ones (word2vec.c's ReduceVocab: each prune drops the words at or
     below a threshold that then rises by one, so memory stays bounded; counts of words that
     survive a prune may be a little low)."""
-    counts: Counter = Counter()
     stats = CountStats(read=ReadStats())
+    return _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read), stats, max_vocab_size), stats
+
+
+def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
+    """``count_words`` over byte ranges of the corpus files (corpus.split_ranges): the Ray backend
+    counts each share of a corpus in a task of its own and merges them with ``merge_counts``."""
+    from .corpus import iter_range_segments
+
+    stats = CountStats(read=ReadStats())
+    return _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read), stats,
+                           max_vocab_size), stats
+
+
+def _count_segments(segments, stats: CountStats, max_vocab_size: int) -> Counter:
+    counts: Counter = Counter()
     min_reduce = 1
-    for tokens, _ in iter_segments(paths, lowercase, chunk_bytes, stats.read):
+    for tokens, _ in segments:
         counts.update(tokens)
         if max_vocab_size and len(counts) > 2 * max_vocab_size:
-            counts = Counter({w: c for w, c in counts.items() if c > min_reduce})
-            stats.pruned_below = min_reduce + 1
+            counts = _prune(counts, min_reduce)
+            stats.pruned_below = max(stats.pruned_below, min_reduce + 1)
             min_reduce += 1
-    return counts, stats
+    return counts
+
+
+def _prune(counts: Counter, min_reduce: int) -> Counter:
+    return Counter({w: c for w, c in counts.items() if c > min_reduce})
+
+
+def merge_counts(parts, max_vocab_size=0) -> tuple[Counter, CountStats]:
+    """Add up the ``(counts, stats)`` of consecutive shares of a corpus, in corpus order, so ties
+    keep their order of first appearance and, without pruning, the vocabulary is the one
+    ``count_words`` finds. Pruning works as in ``count_words``: whenever the sum holds more than
+    twice ``max_vocab_size`` words, those at or below a rising threshold go, so the driver holds at
+    most that many words plus one share's."""
+    total: Counter = Counter()
+    stats = CountStats(read=ReadStats())
+    min_reduce = 1
+    for counts, part in parts:
+        total.update(counts)
+        for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
+            setattr(stats.read, name, getattr(stats.read, name) + getattr(part.read, name))
+        stats.pruned_below = max(stats.pruned_below, part.pruned_below)
+        if max_vocab_size and len(total) > 2 * max_vocab_size:
+            total = _prune(total, min_reduce)
+            stats.pruned_below = max(stats.pruned_below, min_reduce + 1)
+            min_reduce += 1
+    return total, stats
 
 
 def build_vocab(counts: Counter, min_count: int, max_vocab_size: int = 0) -> Vocab:
