@@ -182,19 +182,21 @@ class TrainingLoop:
                             t0 = time.perf_counter()
                             checkpoint()
                     last_checkpoint = time.perf_counter()
+            progress.seconds += time.perf_counter() - t0
+            # the last log points go out while the handlers are still ours: a signal meanwhile
+            # (a short run may log every point here) stops the run like one during training
+            points, progress.pending = progress.pending, []
+            if on_log and progress.error is None:
+                if progress.words_done != (points[-1][0] if points else last_log[1]):
+                    points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
+                self._emit(on_log, points, last_log, progress.seconds - time.perf_counter())
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             bar.close()
-        progress.seconds += time.perf_counter() - t0
         self.caught = caught
         if progress.error is not None:
             raise progress.error
-        points, progress.pending = progress.pending, []
-        if on_log:
-            if progress.words_done != (points[-1][0] if points else last_log[1]):
-                points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
-            self._emit(on_log, points, last_log, progress.seconds - time.perf_counter())
         return not caught
 
     def _emit(self, on_log, points, last_log, clock_offset: float):
