@@ -283,12 +283,12 @@ def listening_addresses(session: int) -> set[str]:
 def ray_cluster(tmp_path):
     """`ray start --head` on loopback in a session of its own, stopped (that session only) after."""
     pytest.importorskip("ray")
-    port, client, agent = free_ports(3)
+    port, agent = free_ports(2)
     temp = tempfile.mkdtemp(prefix="w2v-cl-")
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-         "--port", str(port), "--ray-client-server-port", str(client), "--dashboard-agent-listen-port", str(agent),
+         "--port", str(port), "--dashboard-agent-listen-port", str(agent),
          "--include-dashboard=false", "--disable-usage-stats", "--num-cpus", "2", "--object-store-memory",
          str(200 << 20), "--temp-dir", temp],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
