@@ -125,6 +125,21 @@ def test_sync_merge_kernel_matches_its_reference_and_keeps_changes_made_meanwhil
     assert np.array_equal(idle[:20], s_idle[:20])
 
 
+def test_changes_add_up_except_on_the_most_frequent_rows_where_they_average():
+    from w2v.distributed import combine_changes
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((6, 3)).astype(np.float32)
+    b = rng.standard_normal((6, 3)).astype(np.float32)
+    a[4] = 0  # a rare row only actor b changed (beyond the averaged rows, and within them: row 1)
+    a[1] = 0
+    (total,) = combine_changes([[a], [b]], average_rows=3)
+    assert np.allclose(total[3:], a[3:] + b[3:]) and np.array_equal(total[4], b[4])
+    assert np.allclose(total[[0, 2]], (a[[0, 2]] + b[[0, 2]]) / 2) and np.array_equal(total[1], b[1])
+    (summed,) = combine_changes([[a], [b]], average_rows=0)
+    assert np.allclose(summed, a + b)
+
+
 def test_sync_schedule_moves_frequent_rows_every_time_and_all_rows_now_and_then():
     from w2v.distributed import sync_rows
 
@@ -243,6 +258,29 @@ def test_an_actor_that_cannot_be_restarted_leaves_a_checkpoint_to_resume(local_r
     ck = load_checkpoint(out / CHECKPOINT)
     assert int(ck["words_done"]) == 12 * 36000 and ck["epochs"].tolist() == [12, 12]
     assert np.isfinite(model.emb_in).all() and (out / "vectors.txt").exists()
+
+
+def test_sigint_stops_the_actors_saves_and_resume_finishes(local_ray, planted_corpus, tmp_path):
+    from w2v.train import Interrupted
+
+    path, _ = planted_corpus
+    out = tmp_path / "run"
+
+    def interrupt_when_training():
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out / "log.jsonl").exists():
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_training, daemon=True).start()
+    with pytest.raises(Interrupted) as stopped:
+        train([path], ray_cfg(epochs=12), out, show_progress=False)
+    assert stopped.value.code == 130 and stopped.value.run_dir == out
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert 0 < int(ck["words_done"]) < 12 * 36000 and int(ck["totals"][:, 0].sum()) == int(ck["words_done"])
+    assert (out / "vectors.partial.txt").exists() and not (out / "vectors.txt").exists()
+    resume(out, show_progress=False)
+    assert int(load_checkpoint(out / CHECKPOINT)["words_done"]) == 12 * 36000 and (out / "vectors.txt").exists()
 
 
 # --- a cluster started by `ray start --head` on 127.0.0.1 ------------------------------------------
