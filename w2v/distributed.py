@@ -352,8 +352,7 @@ class RayTrainer(TrainingLoop):
     def state_arrays(self) -> dict:
         if any(s is None for s in self.states):
             raise TrainingError("no sync has reported every actor's position yet")
-        per_actor = [s for s in self.states]
-        return {**{k: np.concatenate([s[k] for s in per_actor]) for k in per_actor[0]},
+        return {**{k: np.concatenate([s[k] for s in self.states]) for k in self.states[0]},
                 **progress_arrays(self.progress)}
 
     def load_state(self, st: dict) -> None:
