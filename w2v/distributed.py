@@ -56,21 +56,23 @@ def sync_rows(k: int, smallest: int, vocab_size: int) -> int:
     return min(vocab_size, smallest << ((k & -k).bit_length() - 1))
 
 
-def combine_changes(changes: list[list[np.ndarray]], average_rows: int) -> list[np.ndarray]:
+def combine_changes(changes: list[list[np.ndarray]], damped_rows: int) -> list[np.ndarray]:
     """How the actors' changes since the last sync meet: added up, so a rare word that one shard
-    holds keeps its whole update, except on the ``average_rows`` most frequent rows, whose changes
-    are averaged over the actors that changed them. Every actor moves those rows (the frequent
+    holds keeps its whole update; but the ``damped_rows`` most frequent rows move by at most twice
+    the mean change of the actors that moved them. Every actor moves those rows (the frequent
     words, the output rows the sampler draws most) thousands of times between syncs, most of the
-    way to where its data pulls them; adding up N such moves goes N times too far (with 4 actors
-    training diverged in its first epoch). ``changes[i]`` holds actor i's arrays, rows first."""
+    way to where its data pulls them: adding up N such moves goes N times too far (4 actors
+    diverged in their first epoch), and twice the mean is the largest step that cannot diverge on a
+    row every actor moved all the way (it lands as far past the target as the row was short of it).
+    ``changes[i]`` holds actor i's arrays, rows first."""
     total = [np.zeros_like(a) for a in changes[0]]
     for k, t in enumerate(total):
-        top = min(average_rows, len(t))
+        top = min(damped_rows, len(t))
         movers = np.zeros(top, np.float32)
         for actor in changes:
             np.add(t, actor[k], out=t)
             movers += np.any(actor[k][:top] != 0, axis=1)
-        t[:top] /= np.maximum(movers, 1)[:, None]
+        t[:top] /= np.maximum(movers / 2, 1)[:, None]
     return total
 
 
@@ -491,7 +493,7 @@ class RayTrainer(TrainingLoop):
         for i in live:
             if replies[i][0]["error"] is not None:
                 raise replies[i][0]["error"]
-        total = combine_changes([replies[i][1] for i in live], self.cfg.sync_average_rows)
+        total = combine_changes([replies[i][1] for i in live], self.cfg.sync_damped_rows)
         for g, t in zip(self._global(), total, strict=True):
             g[:rows] += t
         with p.cond:
