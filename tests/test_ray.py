@@ -125,6 +125,22 @@ def test_sync_merge_kernel_matches_its_reference_and_keeps_changes_made_meanwhil
     assert np.array_equal(idle[:20], s_idle[:20])
 
 
+def test_changes_add_up_except_on_the_most_frequent_rows_which_move_at_most_twice_the_mean():
+    from w2v.distributed import combine_changes
+
+    rng = np.random.default_rng(1)
+    changes = rng.standard_normal((4, 6, 3)).astype(np.float32)  # 4 actors, 6 rows
+    changes[1:, 1] = 0  # row 1: only actor 0 moved it
+    changes[2:, 2] = 0  # row 2: actors 0 and 1
+    (total,) = combine_changes([[c] for c in changes], damped_rows=3)
+    added = changes.sum(0)
+    assert np.allclose(total[3:], added[3:])  # past the damped rows: the sum
+    assert np.allclose(total[0], added[0] / 2)  # moved by all 4: twice their mean
+    assert np.array_equal(total[1], changes[0, 1]) and np.allclose(total[2], added[2])  # one or two: the sum
+    (summed,) = combine_changes([[c] for c in changes], damped_rows=0)
+    assert np.allclose(summed, added)
+
+
 def test_sync_schedule_moves_frequent_rows_every_time_and_all_rows_now_and_then():
     from w2v.distributed import sync_rows
 
@@ -243,6 +259,29 @@ def test_an_actor_that_cannot_be_restarted_leaves_a_checkpoint_to_resume(local_r
     ck = load_checkpoint(out / CHECKPOINT)
     assert int(ck["words_done"]) == 12 * 36000 and ck["epochs"].tolist() == [12, 12]
     assert np.isfinite(model.emb_in).all() and (out / "vectors.txt").exists()
+
+
+def test_sigint_stops_the_actors_saves_and_resume_finishes(local_ray, planted_corpus, tmp_path):
+    from w2v.train import Interrupted
+
+    path, _ = planted_corpus
+    out = tmp_path / "run"
+
+    def interrupt_when_training():
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out / "log.jsonl").exists():
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_training, daemon=True).start()
+    with pytest.raises(Interrupted) as stopped:
+        train([path], ray_cfg(epochs=12), out, show_progress=False)
+    assert stopped.value.code == 130 and stopped.value.run_dir == out
+    ck = load_checkpoint(out / CHECKPOINT)
+    assert 0 < int(ck["words_done"]) < 12 * 36000 and int(ck["totals"][:, 0].sum()) == int(ck["words_done"])
+    assert (out / "vectors.partial.txt").exists() and not (out / "vectors.txt").exists()
+    resume(out, show_progress=False)
+    assert int(load_checkpoint(out / CHECKPOINT)["words_done"]) == 12 * 36000 and (out / "vectors.txt").exists()
 
 
 # --- a cluster started by `ray start --head` on 127.0.0.1 ------------------------------------------

@@ -69,6 +69,8 @@ class Config:
     sync_interval: float = _opt(0.1, "Ray: seconds between parameter syncs (each adds up the actors' changes)")
     sync_rows: int = _opt(1024, "Ray: rows of the smallest sync; the k-th sync moves the most frequent "
                           "sync_rows * 2^(trailing zero bits of k) rows, so all rows now and then")
+    sync_damped_rows: int = _opt(1024, "Ray: the most frequent rows, which move by at most twice the mean change "
+                                 "of the actors that moved them; other rows by the sum of the changes")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,6 +126,7 @@ def validate(cfg: Config, vocab_size: int | None = None) -> Config:
         (cfg.nodes >= 0, "nodes must be >= 0 (0 = every node of the cluster)"),
         (cfg.sync_interval > 0, "sync_interval must be > 0"),
         (cfg.sync_rows >= 1, "sync_rows must be >= 1"),
+        (cfg.sync_damped_rows >= 0, "sync_damped_rows must be >= 0"),
         (cfg.backend == "ray" or (not cfg.address and cfg.nodes == 0),
          "address and nodes are options of the Ray backend: add --backend ray (config: backend: ray)"),
     ]

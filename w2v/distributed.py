@@ -56,6 +56,26 @@ def sync_rows(k: int, smallest: int, vocab_size: int) -> int:
     return min(vocab_size, smallest << ((k & -k).bit_length() - 1))
 
 
+def combine_changes(changes: list[list[np.ndarray]], damped_rows: int) -> list[np.ndarray]:
+    """How the actors' changes since the last sync meet: added up, so a rare word that one shard
+    holds keeps its whole update; but the ``damped_rows`` most frequent rows move by at most twice
+    the mean change of the actors that moved them. Every actor moves those rows (the frequent
+    words, the output rows the sampler draws most) thousands of times between syncs, most of the
+    way to where its data pulls them: adding up N such moves goes N times too far (4 actors
+    diverged in their first epoch), and twice the mean is the largest step that cannot diverge on a
+    row every actor moved all the way (it lands as far past the target as the row was short of it).
+    ``changes[i]`` holds actor i's arrays, rows first."""
+    total = [np.zeros_like(a) for a in changes[0]]
+    for k, t in enumerate(total):
+        top = min(damped_rows, len(t))
+        movers = np.zeros(top, np.float32)
+        for actor in changes:
+            np.add(t, actor[k], out=t)
+            movers += np.any(actor[k][:top] != 0, axis=1)
+        t[:top] /= np.maximum(movers / 2, 1)[:, None]
+    return total
+
+
 @njit(cache=True, nogil=True)
 def merge_sync(params, synced, sent, total):
     """An actor's side of a sync, on the first ``len(total)`` rows: ``synced`` (its copy of the
@@ -334,8 +354,7 @@ class RayTrainer(TrainingLoop):
     def state_arrays(self) -> dict:
         if any(s is None for s in self.states):
             raise TrainingError("no sync has reported every actor's position yet")
-        per_actor = [s for s in self.states]
-        return {**{k: np.concatenate([s[k] for s in per_actor]) for k in per_actor[0]},
+        return {**{k: np.concatenate([s[k] for s in self.states]) for k in self.states[0]},
                 **progress_arrays(self.progress)}
 
     def load_state(self, st: dict) -> None:
@@ -474,10 +493,7 @@ class RayTrainer(TrainingLoop):
         for i in live:
             if replies[i][0]["error"] is not None:
                 raise replies[i][0]["error"]
-        total = [np.zeros_like(g[:rows]) for g in self._global()]
-        for i in live:
-            for t, d in zip(total, replies[i][1], strict=True):
-                np.add(t, d, out=t)
+        total = combine_changes([replies[i][1] for i in live], self.cfg.sync_damped_rows)
         for g, t in zip(self._global(), total, strict=True):
             g[:rows] += t
         with p.cond:
