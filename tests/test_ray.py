@@ -245,7 +245,7 @@ def test_an_actor_that_cannot_be_restarted_leaves_a_checkpoint_to_resume(local_r
     path, _ = planted_corpus
     out = tmp_path / "run"
     out.mkdir()
-    cfg = ray_cfg(epochs=12)
+    cfg = ray_cfg(epochs=40)  # long enough that the actor is still training when it is killed
     trainer = distributed.RayTrainer([str(path)], cfg)
     try:
         kill_when(trainer, 0.3, index=0)
@@ -254,10 +254,10 @@ def test_an_actor_that_cannot_be_restarted_leaves_a_checkpoint_to_resume(local_r
     finally:
         trainer.close()
     saved = load_checkpoint(out / CHECKPOINT)
-    assert 0 < int(saved["words_done"]) < 12 * 36000 and (out / "vectors.partial.txt").exists()
+    assert 0 < int(saved["words_done"]) < 40 * 36000 and (out / "vectors.partial.txt").exists()
     model = resume(out, show_progress=False)
     ck = load_checkpoint(out / CHECKPOINT)
-    assert int(ck["words_done"]) == 12 * 36000 and ck["epochs"].tolist() == [12, 12]
+    assert int(ck["words_done"]) == 40 * 36000 and ck["epochs"].tolist() == [40, 40]
     assert np.isfinite(model.emb_in).all() and (out / "vectors.txt").exists()
 
 
@@ -275,13 +275,13 @@ def test_sigint_stops_the_actors_saves_and_resume_finishes(local_ray, planted_co
 
     threading.Thread(target=interrupt_when_training, daemon=True).start()
     with pytest.raises(Interrupted) as stopped:
-        train([path], ray_cfg(epochs=12), out, show_progress=False)
+        train([path], ray_cfg(epochs=40), out, show_progress=False)  # still training at the signal
     assert stopped.value.code == 130 and stopped.value.run_dir == out
     ck = load_checkpoint(out / CHECKPOINT)
-    assert 0 < int(ck["words_done"]) < 12 * 36000 and int(ck["totals"][:, 0].sum()) == int(ck["words_done"])
+    assert 0 < int(ck["words_done"]) < 40 * 36000 and int(ck["totals"][:, 0].sum()) == int(ck["words_done"])
     assert (out / "vectors.partial.txt").exists() and not (out / "vectors.txt").exists()
     resume(out, show_progress=False)
-    assert int(load_checkpoint(out / CHECKPOINT)["words_done"]) == 12 * 36000 and (out / "vectors.txt").exists()
+    assert int(load_checkpoint(out / CHECKPOINT)["words_done"]) == 40 * 36000 and (out / "vectors.txt").exists()
 
 
 # --- a cluster started by `ray start --head` on 127.0.0.1 ------------------------------------------
