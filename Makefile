@@ -18,7 +18,7 @@ $(BIN)/w2v: pyproject.toml
 .venv: $(BIN)/w2v
 
 demo: .venv
-	$(BIN)/w2v train data/demo.txt --config configs/default.yaml --output $(DEMO_OUT) --cache-dir .cache --epochs 15
+	$(BIN)/w2v train data/demo.txt --config configs/default.yaml --output $(DEMO_OUT) --overwrite --cache-dir .cache --epochs 15
 	$(BIN)/w2v similar $(DEMO_OUT)/vectors.txt whale ship sea captain queen love -k 8
 	$(BIN)/w2v eval $(DEMO_OUT)/vectors.txt
 	$(BIN)/w2v report $(DEMO_OUT)
