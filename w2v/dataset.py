@@ -202,11 +202,11 @@ def scan_ids(ids: np.ndarray) -> tuple[int, int, int]:
         block = np.ascontiguousarray(ids[start:start + _SCAN_IDS])
         crc = zlib.crc32(block, crc)
         lo, hi = min(lo, int(block.min())), max(hi, int(block.max()))
-        _drop_pages(ids, start, start + len(block))
+        drop_pages(ids, start, start + len(block))
     return crc, lo, hi
 
 
-def _drop_pages(ids: np.ndarray, start: int, stop: int) -> None:
+def drop_pages(ids: np.ndarray, start: int, stop: int) -> None:
     """MADV_DONTNEED on the whole pages of ids[start:stop] when ``ids`` is a file's memory map
     (clean, file-backed pages: read again from the page cache when needed)."""
     mm = getattr(ids, "_mmap", None)
@@ -248,9 +248,13 @@ def check_dataset(dataset: Dataset) -> None:
 
 def _encode(files, vocab: Vocab, cfg: Config, block_tokens: int = 1 << 20):
     """Yield int32 blocks of the id stream (OOV dropped, SENTENCE_END after each line)."""
+    return _encode_segments(iter_segments(files, cfg.lowercase, cfg.chunk_bytes, ReadStats()), vocab, block_tokens)
+
+
+def _encode_segments(segments, vocab: Vocab, block_tokens: int = 1 << 20):
     get = vocab.index.get
     buf: list[int] = []
-    for tokens, ends_sentence in iter_segments(files, cfg.lowercase, cfg.chunk_bytes, ReadStats()):
+    for tokens, ends_sentence in segments:
         buf.extend([get(w, _OOV) for w in tokens])
         if ends_sentence:
             buf.append(SENTENCE_END)
@@ -358,14 +362,5 @@ def _write_entry(cache_root: Path, entry: Path, fill) -> None:
 
 def _encode_ranges(ranges, vocab: Vocab, cfg: Config, block_tokens: int = 1 << 20):
     """``_encode`` over byte ranges."""
-    get = vocab.index.get
-    buf: list[int] = []
-    for tokens, ends_sentence in iter_range_segments(ranges, cfg.lowercase, cfg.chunk_bytes, ReadStats()):
-        buf.extend([get(w, _OOV) for w in tokens])
-        if ends_sentence:
-            buf.append(SENTENCE_END)
-        if len(buf) >= block_tokens:
-            yield _pack(buf)
-            buf = []
-    if buf:
-        yield _pack(buf)
+    segments = iter_range_segments(ranges, cfg.lowercase, cfg.chunk_bytes, ReadStats())
+    return _encode_segments(segments, vocab, block_tokens)

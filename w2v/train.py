@@ -9,7 +9,6 @@ the parameters without locks (Hogwild), each with its own RNG streams and scratc
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import threading
 from collections import namedtuple
@@ -19,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from .config import Config, validate
-from .dataset import Dataset, check_dataset
+from .dataset import Dataset, check_dataset, drop_pages
 from .errors import ResourceError, TrainingError
 from .loop import Interrupted, Progress, TrainingLoop  # noqa: F401  (Interrupted: w2v.train's API)
 from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
@@ -203,22 +202,6 @@ class _Worker:
         self.stream.cursor[:] = new_cursor(self.start)
 
 
-def _release(ids: np.ndarray, start: int, stop: int) -> None:
-    """Let the kernel drop the pages of a cached corpus a worker has gone past (clean, file-backed:
-    reread from the page cache next epoch), so resident memory does not grow with the corpus."""
-    mm = getattr(ids, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or getattr(ids, "offset", None) != 0 or ids.base is not mm:
-        return
-    page = mmap.PAGESIZE
-    lo = -(-start * ids.itemsize // page) * page  # whole pages inside [start, stop) only
-    hi = stop * ids.itemsize // page * page
-    if hi > lo:
-        try:
-            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-        except (OSError, ValueError):
-            pass
-
-
 class Trainer(TrainingLoop):
     """Training of one model on one dataset by worker threads in this process (Hogwild), fresh or
     continued from a checkpoint's state. A Ray actor runs one on its shard (w2v.distributed), with
@@ -260,7 +243,8 @@ class Trainer(TrainingLoop):
                 before = w.totals.copy()
                 job_start = int(w.cursor[0])
                 span_done = self._train_job(w, words_before, trace)
-                _release(ds.ids, job_start, w.end if span_done else int(w.cursor[0]))
+                # the pages a worker has gone past: dropped, so resident memory does not grow with the corpus
+                drop_pages(ds.ids, job_start, w.end if span_done else int(w.cursor[0]))
                 words, pairs, loss = (w.totals[:3] - before[:3])
                 if not math.isfinite(loss):
                     raise TrainingError(
