@@ -29,6 +29,19 @@ def random_state(rng, v, d):
     return emb_in, emb_out, bias
 
 
+def assert_kernel_step_equals_reference(state, inputs, labels, sampled, true_ec, sampled_ec, rah, hot, lr=0.3):
+    """One step of the kernel and of the NumPy reference from copies of ``state``: same loss and
+    parameters (rtol/atol 1e-5). Returns the kernel's parameters."""
+    ref = [a.copy() for a in state]
+    got = [a.copy() for a in state]
+    ref_loss = sgd_step_reference(*ref, inputs, labels, sampled, true_ec, sampled_ec, lr, rah)
+    got_loss = run_kernel(*got, inputs, labels, sampled, true_ec, sampled_ec, lr, rah, hot)
+    assert got_loss == pytest.approx(ref_loss, rel=1e-5)
+    for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)
+    return got
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("rah", [False, True])
 @pytest.mark.parametrize("hot", [0, 5])
@@ -46,14 +59,7 @@ def test_kernel_step_equals_reference_step(seed, rah, hot):
     true_ec = expected_count(contexts, v, s, tries)
     sampled_ec = expected_count(sampled, v, s, tries)
     state = random_state(rng, v, d)
-    ref = [a.copy() for a in state]
-    got = [a.copy() for a in state]
-    lr = 0.3
-    ref_loss = sgd_step_reference(*ref, centres, contexts, sampled, true_ec, sampled_ec, lr, rah)
-    got_loss = run_kernel(*got, centres, contexts, sampled, true_ec, sampled_ec, lr, rah, hot)
-    assert got_loss == pytest.approx(ref_loss, rel=1e-5)
-    for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=False):
-        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)
+    got = assert_kernel_step_equals_reference(state, centres, contexts, sampled, true_ec, sampled_ec, rah, hot)
     assert not np.array_equal(got[0], state[0])
 
 
@@ -77,14 +83,7 @@ def test_kernel_window_batch_equals_reference_step(seed, rah, hot):
     true_ec = expected_count(labels, v, s, tries)
     sampled_ec = expected_count(sampled, v, s, tries)
     state = random_state(rng, v, d)
-    ref = [a.copy() for a in state]
-    got = [a.copy() for a in state]
-    lr = 0.3
-    ref_loss = sgd_step_reference(*ref, contexts, labels, sampled, true_ec, sampled_ec, lr, rah)
-    got_loss = run_kernel(*got, contexts, labels, sampled, true_ec, sampled_ec, lr, rah, hot)
-    assert got_loss == pytest.approx(ref_loss, rel=1e-5)
-    for g, r, name in zip(got, ref, ["emb_in", "emb_out", "bias"], strict=False):
-        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5, err_msg=name)
+    got = assert_kernel_step_equals_reference(state, contexts, labels, sampled, true_ec, sampled_ec, rah, hot)
     assert not np.array_equal(got[1], state[1])
 
 
