@@ -6,8 +6,8 @@ checkpoint.npz: both matrices, the biases, vocabulary, config, corpus paths, pro
 worker's RNG state and position, so ``w2v train --resume DIR`` continues bit for bit (one worker).
 A run stopped by SIGINT/SIGTERM writes the checkpoint and vectors.partial.txt instead.
 
-Everything read back is checked before use (``load_checkpoint``, ``check_state``, ``check_model``);
-a directory holding a run is not overwritten without ``overwrite``, and a lock on the directory
+Everything read back is checked before use (``load_checkpoint``, ``check_workers``,
+``check_progress``, ``check_model``); a directory holding a run is not overwritten without ``overwrite``, and a lock on the directory
 keeps two runs from writing it at once.
 """
 
@@ -182,7 +182,7 @@ def check_checkpoint(data: dict, path) -> None:
         raise damaged(f"its config: {e}") from None
     if cfg.dim != sizes["D"]:
         raise damaged(f"its config says dim {cfg.dim} but the vectors have {sizes['D']}")
-    problem = _worker_state_problem(data, sizes["W"], cfg.epochs)
+    problem = _worker_state_problem(data, sizes["W"], cfg.epochs) or _loss_records_problem(data, cfg.epochs)
     if problem:
         raise damaged(problem)
     # a word read makes at most 2 * window pairs, and a batch (one sampler mark) at least one pair
@@ -199,12 +199,10 @@ def _worker_state_problem(st: dict, workers: int, epochs: int) -> str | None:
     the kernels would index with them: a piece's pairs are read from [next, n_pairs) of a buffer a
     resumed worker starts empty, so next >= n_pairs; marks only grow from 0."""
     want = {"cursors": ("int64", (workers, 4)), "epochs": ("int64", (workers,)), "rng_pairs": ("uint64", (workers,)),
-            "rng_neg": ("uint64", (workers,)), "marks": ("int64", (workers,)), "totals": ("float64", (workers, 4)),
-            "epoch_loss": ("float64", None)}
+            "rng_neg": ("uint64", (workers,)), "marks": ("int64", (workers,)), "totals": ("float64", (workers, 4))}
     for key, (dtype, shape) in want.items():
         arr = st.get(key)
-        if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(dtype) \
-                or (arr.shape != shape if shape else arr.ndim != 2 or arr.shape[1] != 3):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(dtype) or arr.shape != shape:
             return f"'{key}' is missing or has the wrong type or shape for {workers} worker(s)"
     cursors, ep = st["cursors"], st["epochs"]
     if (cursors < 0).any() or (cursors[:, 1] > cursors[:, 2]).any():
@@ -213,16 +211,24 @@ def _worker_state_problem(st: dict, workers: int, epochs: int) -> str | None:
         return f"a worker's epoch is outside 0..{epochs}"
     if (st["marks"] < 0).any():
         return "a worker's sampler mark is negative"
-    el = st["epoch_loss"]
-    if not np.isfinite(st["totals"]).all() or not np.isfinite(el).all() \
-            or ((el[:, 0] < 0) | (el[:, 0] >= epochs) | (el[:, 0] != np.round(el[:, 0]))).any():
+    if not np.isfinite(st["totals"]).all():
         return "its loss records are not finite or name epochs the run does not have"
     return None
 
 
-def check_state(st: dict, spans: list[tuple[int, int]], cfg: Config) -> None:
-    """Trainer.load_state's boundary: the workers' state from a checkpoint fits this run (the same
-    number of workers, each position inside its part of this corpus). Raises TrainingError."""
+def _loss_records_problem(st: dict, epochs: int) -> str | None:
+    """What is wrong with the per-epoch loss records [epoch, loss sum, pairs] (None: nothing)."""
+    el = st.get("epoch_loss")
+    if not isinstance(el, np.ndarray) or el.dtype != np.float64 or el.ndim != 2 or el.shape[1] != 3:
+        return "'epoch_loss' is missing or has the wrong type or shape"
+    if not np.isfinite(el).all() or ((el[:, 0] < 0) | (el[:, 0] >= epochs) | (el[:, 0] != np.round(el[:, 0]))).any():
+        return "its loss records are not finite or name epochs the run does not have"
+    return None
+
+
+def check_workers(st: dict, spans: list[tuple[int, int]], cfg: Config) -> None:
+    """The kernels' boundary for loaded worker state (a checkpoint's, or a Ray actor's last sync):
+    the same number of workers, each position inside its part of this corpus. Raises TrainingError."""
     cursors = st.get("cursors")
     if isinstance(cursors, np.ndarray) and cursors.ndim == 2 and len(cursors) != len(spans):
         raise TrainingError(f"the checkpoint has {len(cursors)} workers; resume with the same number")
@@ -231,6 +237,13 @@ def check_state(st: dict, spans: list[tuple[int, int]], cfg: Config) -> None:
         for i, (start, end) in enumerate(spans):
             if not start <= int(cursors[i, 0]) <= end:
                 problem = f"worker {i + 1}'s position {int(cursors[i, 0])} lies outside its part [{start}, {end}]"
+    if problem:
+        raise TrainingError(f"the checkpoint's training state does not fit this corpus: {problem}")
+
+
+def check_progress(st: dict, cfg: Config) -> None:
+    """A loaded run's loss records fit its epochs. Raises TrainingError."""
+    problem = _loss_records_problem(st, cfg.epochs)
     if problem:
         raise TrainingError(f"the checkpoint's training state does not fit this corpus: {problem}")
 

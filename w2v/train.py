@@ -289,6 +289,9 @@ class Trainer(TrainingLoop):
         }
 
     def load_workers(self, st: dict) -> None:
+        from .run import check_workers
+
+        check_workers(st, [(w.start, w.end) for w in self.workers], self.cfg)  # the kernels index with it
         if len(st["cursors"]) != len(self.workers):
             raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers; resume with the same number")
         for i, w in enumerate(self.workers):
@@ -303,9 +306,9 @@ class Trainer(TrainingLoop):
         return {**self.worker_arrays(), **progress_arrays(self.progress)}
 
     def load_state(self, st: dict) -> None:
-        from .run import check_state
+        from .run import check_progress
 
-        check_state(st, [(w.start, w.end) for w in self.workers], self.cfg)  # from a file: checked first
+        check_progress(st, self.cfg)
         self.load_workers(st)
         load_progress(self.progress, st)
 
