@@ -7,8 +7,8 @@ worker's RNG state and position, so ``w2v train --resume DIR`` continues bit for
 A run stopped by SIGINT/SIGTERM writes the checkpoint and vectors.partial.txt instead.
 
 Everything read back is checked before use (``load_checkpoint``, ``check_workers``,
-``check_progress``, ``check_model``); a directory holding a run is not overwritten without ``overwrite``, and a lock on the directory
-keeps two runs from writing it at once.
+``check_progress``, ``check_model``); a directory holding a run is not overwritten without
+``overwrite``, and a lock on the directory keeps two runs from writing it at once.
 """
 
 from __future__ import annotations
