@@ -64,20 +64,8 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
                 _discard(cached)
     log(f"counting words in {len(files)} file(s)")
     counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size)
-    if cstats.read.tokens == 0:
-        raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
-                          f"{cstats.read.bytes} bytes)")
-    vocab = build_vocab(counts, cfg.min_count, cfg.max_vocab_size)
-    cstats.distinct = len(counts)
-    cstats.max_count = max(counts.values())
-    if not len(vocab):
-        raise CorpusError(
-            f"no word reaches min_count={cfg.min_count}: the corpus has {cstats.distinct} distinct "
-            f"words and the most frequent appears {cstats.max_count} times")
-    cstats.dropped_words = cstats.distinct - len(vocab)
-    cstats.dropped_tokens = cstats.read.tokens - int(vocab.counts.sum())
+    vocab, stats = vocab_from_counts(counts, cstats, cfg)
     del counts
-    stats = {**{k: v for k, v in asdict(cstats).items() if k != "read"}, **asdict(cstats.read)}
     log(f"vocabulary: {len(vocab)} words; encoding the corpus")
     if cache_root is not None:
         cache_root = _writable_cache_root(cache_root, log)
@@ -91,7 +79,17 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
         except OSError as e:
             log(f"warning: cannot write the corpus cache in {cache_root} ({e.strerror or e}); "
                 "encoding the corpus in memory")
-    ids = np.concatenate(list(_encode(files, vocab, cfg)) or [np.zeros(0, np.int32)])
+    return _in_memory(_encode(files, vocab, cfg), vocab, stats)
+
+
+def encode(corpus, vocab: Vocab, cfg: Config) -> Dataset:
+    """The corpus (files, .gz files, directories) as an in-memory id stream of a given vocabulary,
+    not cached (a continued run's merged vocabulary, a resumed continued run)."""
+    return _in_memory(_encode(corpus_files(corpus), vocab, cfg), vocab, {})
+
+
+def _in_memory(blocks, vocab: Vocab, stats: dict) -> Dataset:
+    ids = np.concatenate(list(blocks) or [np.zeros(0, np.int32)])
     return Dataset(vocab, ids, int((ids >= 0).sum()), stats)
 
 
@@ -275,7 +273,8 @@ def _pack(buf: list[int]) -> np.ndarray:
 # node, so nothing ships the corpus through the driver.
 
 def vocab_from_counts(counts, cstats, cfg: Config) -> tuple[Vocab, dict]:
-    """The vocabulary of merged counts and the statistics ``prepare`` reports, with its checks."""
+    """The vocabulary of counts (one pass's, or byte ranges' merged) and the statistics ``prepare``
+    reports; an empty corpus, or one where no word reaches min_count, is a CorpusError."""
     if cstats.read.tokens == 0:
         raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
                           f"{cstats.read.bytes} bytes)")
@@ -315,8 +314,9 @@ def shard_dataset(ranges, vocab: Vocab, cfg: Config) -> Dataset:
     like a whole corpus; ``stats`` holds the share's ``n_ids``."""
     cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
     if cache_root is None:
-        ids = np.concatenate(list(_encode_ranges(ranges, vocab, cfg)) or [np.zeros(0, np.int32)])
-        return Dataset(vocab, ids, int((ids >= 0).sum()), {"n_ids": len(ids)})
+        dataset = _in_memory(_encode_ranges(ranges, vocab, cfg), vocab, {})
+        dataset.stats["n_ids"] = len(dataset.ids)
+        return dataset
     entry = cache_root / _shard_key(ranges, vocab, cfg)
     if not (entry / "meta.json").exists():
         def fill(tmp: Path):

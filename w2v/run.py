@@ -27,7 +27,7 @@ import numpy as np
 
 from .config import Config, ConfigError, parse_config, save_config, validate
 from .corpus import corpus_files
-from .dataset import Dataset, prepare
+from .dataset import Dataset, encode, prepare
 from .errors import TrainingError, WorkersLost
 from .io import DamagedFileError, OutputError, atomic_open, check_free_space
 from .vocab import Vocab
@@ -622,7 +622,7 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
             cfg = Config(**{**cfg.to_dict(), "address": address})
         return _train_ray(corpus, cfg, out, show_progress, log, ck=ck,
                           resume=(fingerprint, ck_path, ck_stat))
-    dataset = (encode_with_vocab(corpus, Vocab(ck["words"].tolist(), ck["counts"]), cfg) if cfg.init_from
+    dataset = (encode(corpus, Vocab(ck["words"].tolist(), ck["counts"]), cfg) if cfg.init_from
                else prepare(corpus, cfg, log))
     if dataset.vocab.words != ck["words"].tolist() or dataset.n_words != int(ck["n_words"]):
         raise TrainingError(f"the corpus {' '.join(corpus)} changed since the checkpoint; it cannot be resumed")
@@ -692,11 +692,6 @@ def continued_config(run_dir, config_path=None, overrides: dict | None = None) -
     return validate(Config(**values))
 
 
-def _load_base(path: Path) -> dict:
-    """RUN's checkpoint, checked like any (``load_checkpoint``): damaged or inconsistent is one line."""
-    return load_checkpoint(path)
-
-
 def continued_dataset(corpus: list[str], cfg: Config, out: Path | None, log=lambda msg: None):
     """The new corpus encoded with the merged vocabulary (``vocab.merge_vocab``), RUN's checkpoint
     (its old-id -> new-id map added) and ``cfg`` with the run and both corpora recorded."""
@@ -707,7 +702,7 @@ def continued_dataset(corpus: list[str], cfg: Config, out: Path | None, log=lamb
     path = _checkpoint_of(run_dir)
     if out is not None and out.resolve() == run_dir:
         raise OutputError(f"--output {out} is the run it starts from: a continued run needs a directory of its own")
-    base = _load_base(path)
+    base = load_checkpoint(path)  # checked like any checkpoint: damaged or inconsistent is one line
     dim = base["emb_in"].shape[1]
     if cfg.dim != dim:
         raise ConfigError(f"{run_dir} has dim {dim}, this run asks for dim {cfg.dim}: a continued run keeps "
@@ -724,7 +719,7 @@ def continued_dataset(corpus: list[str], cfg: Config, out: Path | None, log=lamb
     kept = int((old_to_new >= 0).sum())
     log(f"vocabulary: {kept:,} words of {run_dir}" + (f" ({len(old) - kept:,} pruned)" if kept < len(old) else "")
         + f" + {len(vocab) - kept:,} new reaching min_count={cfg.min_count} = {len(vocab):,} words; encoding")
-    dataset = encode_with_vocab(files, vocab, cfg)
+    dataset = encode(files, vocab, cfg)
     if dataset.n_words == 0:
         raise CorpusError(f"no word of the corpus is in the vocabulary of {run_dir} or reaches "
                           f"min_count={cfg.min_count}")
@@ -734,15 +729,6 @@ def continued_dataset(corpus: list[str], cfg: Config, out: Path | None, log=lamb
                     "init_from_corpus": os.pathsep.join(str(c) for c in base["corpus"].tolist()),
                     "continued_on": os.pathsep.join(str(Path(c).resolve()) for c in corpus)})
     return dataset, base, cfg
-
-
-def encode_with_vocab(corpus, vocab: Vocab, cfg: Config) -> Dataset:
-    """The corpus as an id stream of a given vocabulary (in memory: a continued run is not cached)."""
-    from .corpus import corpus_files
-    from .dataset import _encode
-
-    ids = np.concatenate(list(_encode(corpus_files(corpus), vocab, cfg)) or [np.zeros(0, np.int32)])
-    return Dataset(vocab, ids, int((ids >= 0).sum()), {})
 
 
 def continued_model(dataset: Dataset, cfg: Config, base: dict) -> Model:
