@@ -166,18 +166,25 @@ StepScratch = namedtuple("StepScratch", [
     "block", "block_bias", "delta", "delta_bias", "grad_in", "coef", "group_start", "hot_out", "hot_bias"])
 
 
-def step_scratch(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> StepScratch:
+def _step_scratch_layout(max_rows: int, num_sampled: int, dim: int, hot_rows: int) -> list:
+    """(shape, dtype) of each StepScratch array, in field order."""
     cols = num_sampled + max_rows
-    return StepScratch(np.empty((cols, dim), np.float32), np.empty(cols, np.float64),
-                       np.empty((cols, dim), np.float32), np.empty(cols, np.float64),
-                       np.empty((max_rows, dim), np.float32), np.empty(num_sampled + 1, np.float64),
-                       np.empty(max_rows + 1, np.int64), np.zeros((hot_rows, dim), np.float32),
-                       np.zeros(hot_rows, np.float32))
+    return [((cols, dim), np.float32), (cols, np.float64), ((cols, dim), np.float32), (cols, np.float64),
+            ((max_rows, dim), np.float32), (num_sampled + 1, np.float64), (max_rows + 1, np.int64),
+            ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
+
+
+def step_scratch(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> StepScratch:
+    # the hot-row deltas start at zero (they are added to the shared rows); the rest is written first
+    return StepScratch(*(np.zeros(shape, dtype) if name.startswith("hot") else np.empty(shape, dtype)
+                         for name, (shape, dtype) in zip(StepScratch._fields,
+                                                         _step_scratch_layout(max_rows, num_sampled, dim, hot_rows),
+                                                         strict=True)))
 
 
 def step_scratch_bytes(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> int:
-    cols = num_sampled + max_rows
-    return cols * (2 * dim * 4 + 16) + max_rows * (dim * 4 + 8) + (num_sampled + 2) * 8 + hot_rows * (dim + 1) * 4
+    return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize
+               for shape, dtype in _step_scratch_layout(max_rows, num_sampled, dim, hot_rows))
 
 
 @njit(cache=True, nogil=True)
