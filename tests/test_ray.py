@@ -219,7 +219,8 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_run_ends_complete(local_ra
 
     path, groups = planted_corpus
     logs = []
-    trainer = RayTrainer([path], ray_cfg(epochs=24), logs.append)  # margin: the groups check failed once in 6 suites at 16
+    # 24 epochs for margin: the groups check below failed once in six full suites at 16
+    trainer = RayTrainer([path], ray_cfg(epochs=24), logs.append)
     try:
         killer = kill_when(trainer, 0.3)
         assert trainer.run(show_progress=False, stop_signals=False)
