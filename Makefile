@@ -26,6 +26,7 @@ demo: .venv
 	@echo "report: $(DEMO_OUT)/report.png" 
 
 test: .venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: .venv
