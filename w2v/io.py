@@ -41,11 +41,15 @@ def write_failed(path, e: OSError) -> OutputError:
 
 def check_free_space(directory, need: int, files: dict[str, int], hint: str = "") -> None:
     """Refuse, before any work, when ``need`` bytes (``files``: what is written, for the message)
-    do not fit the free space of the filesystem holding ``directory``, as ``df`` shows it."""
+    do not fit the free space of the filesystem holding ``directory`` (or that will hold it, when
+    it is not made yet), as ``df`` shows it."""
     from .errors import ResourceError
 
+    where = Path(directory).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
     try:
-        free = shutil.disk_usage(directory).free
+        free = shutil.disk_usage(where).free
     except OSError:
         return  # cannot tell: the writes themselves will say
     if need > free:

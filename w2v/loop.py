@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,12 +77,76 @@ class Progress:
 
 
 class Interrupted(Exception):
-    """Training stopped on a signal after saving a checkpoint; ``code`` is the exit status."""
+    """Training stopped on a signal after saving a checkpoint; ``code`` is the exit status.
+    ``finished``: the signal came once training had ended, and the complete results were saved."""
 
-    def __init__(self, signum: int, run_dir: Path | None):
-        self.signum, self.run_dir = signum, run_dir
+    def __init__(self, signum: int, run_dir: Path | None, finished: bool = False):
+        self.signum, self.run_dir, self.finished = signum, run_dir, finished
         self.code = 128 + signum
         super().__init__(f"stopped by signal {signum}")
+
+
+_hold_after_stop = False
+
+
+def hold_signals_after_stop() -> None:
+    """For a command that exits once a run stops on a signal: from then on SIGINT and SIGTERM are
+    ignored, so a further Ctrl-C cannot cut short the exit (and its last line)."""
+    global _hold_after_stop
+    _hold_after_stop = True
+
+
+class StopSignals:
+    """SIGINT and SIGTERM, held from the start of training until its results are on disk: a signal
+    only asks the runners to stop (``watch``) and is recorded in ``caught``, so however many come,
+    and whenever (while the checkpoint or the vectors are written too), the files being written are
+    finished, never cut off. Outside the main thread (where handlers cannot be set) it does nothing.
+    """
+
+    def __init__(self):
+        self.caught: list[int] = []
+        self._previous: dict = {}
+        self._progress: Progress | None = None
+
+    def watch(self, progress: Progress | None) -> None:
+        """Signals from now on (and one already caught) stop the runners of ``progress``."""
+        self._progress = progress
+        if self.caught and progress is not None:
+            self._stop(progress)
+
+    @staticmethod
+    def _stop(progress: Progress) -> None:
+        with progress.cond:
+            progress.stop = True
+            progress.cond.notify_all()
+
+    def _on_signal(self, signum, frame) -> None:
+        self.caught.append(signum)
+        if self._progress is not None:
+            self._stop(self._progress)
+
+    def __enter__(self) -> StopSignals:
+        import signal
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import signal
+
+        if _hold_after_stop and self.caught:
+            # the process is about to exit with the signal's status: ignore further signals until
+            # then (Python's handlers are reset to the default, killing, ones when it shuts down)
+            for sig in self._previous:
+                signal.signal(sig, signal.SIG_IGN)
+            self._previous = {}
+            return
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        self._progress = None
 
 
 class TrainingLoop:
@@ -125,30 +189,25 @@ class TrainingLoop:
             self._unpause()
 
     def run(self, show_progress: bool | None = None, trace: np.ndarray | None = None, on_log=None,
-            log_interval: float = 30.0, checkpoint=None, checkpoint_interval: float = 0.0, stop_signals=True) -> bool:
+            log_interval: float = 30.0, checkpoint=None, checkpoint_interval: float = 0.0, stop_signals=True,
+            signals: StopSignals | None = None) -> bool:
         """Train until every epoch is done (True) or a SIGINT/SIGTERM stops it (False).
 
         ``on_log(record)`` is called every 1% of the run and every ``log_interval`` seconds;
         ``checkpoint()`` every ``checkpoint_interval`` seconds (0 = never), with the runners paused.
+        ``signals``: handlers the caller holds (until its results are written); without them, and
+        with ``stop_signals``, the handlers are held while training only.
         """
-        import signal
-
+        if signals is None:
+            with StopSignals() if stop_signals else nullcontext(StopSignals()) as own:
+                return self.run(show_progress, trace, on_log, log_interval, checkpoint, checkpoint_interval,
+                                signals=own)
         from tqdm import tqdm
 
         progress = self.progress
         if show_progress is None:
             show_progress = sys.stderr.isatty()
-        caught: list[int] = []
-        previous = {}
-        if stop_signals and threading.current_thread() is threading.main_thread():
-            def on_signal(signum, frame):
-                caught.append(signum)
-                with progress.cond:
-                    progress.stop = True
-                    progress.cond.notify_all()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, on_signal)
+        signals.watch(progress)
         bar = tqdm(total=progress.total_words, initial=progress.words_done, unit="w", unit_scale=True,
                    disable=not show_progress, dynamic_ncols=True, smoothing=0.1)
         threads = self._runners(trace)
@@ -191,13 +250,12 @@ class TrainingLoop:
                     points.append((progress.words_done, progress.recent_loss(), time.perf_counter()))
                 self._emit(on_log, points, last_log, progress.seconds - time.perf_counter())
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            signals.watch(None)
             bar.close()
-        self.caught = caught
+        self.caught = list(signals.caught)
         if progress.error is not None:
             raise progress.error
-        return not caught
+        return not progress.stop
 
     def _emit(self, on_log, points, last_log, clock_offset: float):
         """Log points (words, loss, time) as records; ``clock_offset`` + time = training seconds."""

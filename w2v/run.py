@@ -34,11 +34,13 @@ from .dataset import encode, prepare
 from .distributed import RayTrainer
 from .errors import TrainingError, WorkersLost
 from .io import OutputError
+from .loop import StopSignals
 from .rundir import (  # noqa: F401  (Run, disk_needed: w2v.run's names before the split)
     PARTIAL,
     DirLock,
     Run,
     check_disk_space,
+    check_output,
     disk_needed,
     make_dir,
     open_run,
@@ -62,10 +64,9 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     cfg = validate(cfg or Config())
     cfg = Config(**{**cfg.to_dict(), "workers": cfg.resolved_workers()})
     corpus = [str(c) for c in ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus)]
-    out = make_dir(Path(output)) if output is not None else None
-    if out is not None:  # refuse before the counting pass, not after it
-        refuse_existing_run(out, overwrite)
-        DirLock(out).release()
+    out = Path(output) if output is not None else None
+    if out is not None:  # refuse before the counting pass, not after it; the directory is made later
+        check_output(out, overwrite)
     if cfg.backend == "ray":
         if cfg.init_from:
             raise ConfigError("--init-from runs on the local backend only (for now): drop --backend ray")
@@ -84,8 +85,9 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     if out is not None:
         check_disk_space(out, dataset.vocab.words, cfg)
     trainer = Trainer(dataset, cfg, continued_model(dataset, cfg, base) if base is not None else None)
-    run = open_run(out, cfg, corpus, overwrite, log) if out is not None else None
-    return _train(trainer, run, show_progress, log)
+    with StopSignals() as signals:  # held until the results are on disk
+        run = open_run(out, cfg, corpus, overwrite, log) if out is not None else None
+        return _train(trainer, run, show_progress, log, signals)
 
 
 def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None,
@@ -123,10 +125,11 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
                   ck["bias"].copy(), cfg)
     trainer = Trainer(dataset, cfg, model)
     trainer.load_state(ck)
-    run = resume_run(out, cfg, corpus, fingerprint, ck_path, ck_stat, log)
-    run.saved_words = trainer.progress.words_done
-    log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
-    return _train(trainer, run, show_progress, log)
+    with StopSignals() as signals:
+        run = resume_run(out, cfg, corpus, fingerprint, ck_path, ck_stat, log)
+        run.saved_words = trainer.progress.words_done
+        log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
+        return _train(trainer, run, show_progress, log, signals)
 
 
 def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: dict | None = None,
@@ -135,33 +138,43 @@ def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: di
     (``resume``: the corpus fingerprint and the checkpoint's path and stat, as ``resume`` read them)."""
     trainer = RayTrainer(corpus, cfg, log, checkpoint=ck)
     try:
-        run = None
         if ck is not None:
             check_corpus_vocab(corpus, trainer.dataset.vocab.words, trainer.dataset.n_words, ck)
             trainer.load_state(ck)
-            if out is not None:
-                run = resume_run(out, trainer.cfg, corpus, *resume, log)
-                run.saved_words = trainer.progress.words_done
-            log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
         elif out is not None:
             check_disk_space(out, trainer.dataset.vocab.words, trainer.cfg)
-            run = open_run(out, trainer.cfg, corpus, overwrite, log)
-        return _train(trainer, run, show_progress, log)
+        with StopSignals() as signals:  # held until the results are on disk
+            run = None
+            if ck is not None:
+                if out is not None:
+                    run = resume_run(out, trainer.cfg, corpus, *resume, log)
+                    run.saved_words = trainer.progress.words_done
+                log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
+            elif out is not None:
+                run = open_run(out, trainer.cfg, corpus, overwrite, log)
+            return _train(trainer, run, show_progress, log, signals)
     finally:
         trainer.close()
 
 
-def _train(trainer, run: Run | None, show_progress, log) -> Model:
+def _train(trainer, run: Run | None, show_progress, log, signals: StopSignals | None = None) -> Model:
     """Run the training loop, then save where it ended: the results, or on a stop the checkpoint
-    and the vectors so far with the command that continues."""
+    and the vectors so far with the command that continues. ``signals`` (held by the caller until
+    this returns) only record a Ctrl-C or SIGTERM from the start of training to the last file
+    written: the files are always finished, and the exit status says a signal came. Without
+    ``signals`` the loop holds its own handlers while it trains."""
     try:
         try:
             ok = trainer.run(show_progress, on_log=run.log_line if run else None,
                              log_interval=trainer.cfg.log_interval,
                              checkpoint=(lambda: run.periodic_checkpoint(trainer)) if run else None,
-                             checkpoint_interval=trainer.cfg.checkpoint_interval)
+                             checkpoint_interval=trainer.cfg.checkpoint_interval, signals=signals)
         except WorkersLost as e:
             raise _saved_after_loss(e, trainer, run) from None
+        except BaseException:
+            if run is not None:  # nothing of this run saved: leave no half-run behind
+                run.discard()
+            raise
         model = _finish(trainer, log)
         if run is None:
             if not ok:
@@ -173,6 +186,9 @@ def _train(trainer, run: Run | None, show_progress, log) -> Model:
                 f"  w2v train --resume {run.out}")
             raise Interrupted(trainer.caught[0], run.out)
         log(f"wrote {path} ({len(model.words)} x {trainer.cfg.dim}) and the run files in {run.out}/")
+        if signals is not None and signals.caught:  # once training had ended: the results were written all the same
+            log(f"interrupted after the run had finished: its results in {run.out}/ are complete")
+            raise Interrupted(signals.caught[0], run.out, finished=True)
         return model
     finally:
         if run is not None:

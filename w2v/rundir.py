@@ -37,6 +37,33 @@ def make_dir(out: Path) -> Path:
     return out
 
 
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Before any work, and creating nothing: refuse an output directory that cannot be created or
+    written, that holds a run (unless ``overwrite``) or that another run is writing. The directory
+    itself is made only when training is about to start (``open_run``), so an error found on the
+    way (the corpus, the config, the memory) leaves nothing behind."""
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"cannot create output directory {out}: a file has that name")
+        if not os.access(out, os.W_OK):
+            raise OutputError(f"cannot write to output directory {out}: permission denied")
+        refuse_existing_run(out, overwrite)
+        DirLock(out).release()
+        return
+    base = _existing_ancestor(out)
+    if not base.is_dir():
+        raise OutputError(f"cannot create output directory {out}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create output directory {out}: permission denied in {base}")
+
+
 def _run_state(out: Path) -> tuple[str, Path] | None:
     """('finished', its vectors file), ('unfinished', its checkpoint) or None for no run."""
     for name in VECTOR_FILES.values():
@@ -87,24 +114,60 @@ class DirLock:
 
 _RUN_FILES = ("checkpoint.npz", "vectors.partial.txt", "log.jsonl", "vocab.txt", "vectors.txt", "vectors.bin",
               "vectors.npy", "vectors.tsv", "metadata.tsv", "report.png")
+# files a run writes under a temporary name first (io.atomic_open: .NAME.XXXXXXXX.tmp)
+_ATOMIC_FILES = ("checkpoint.npz", "vectors.partial.txt", "vocab.txt", "vectors.txt", "vectors.bin", "vectors.npy",
+                 "vectors.tsv", "metadata.tsv", "config.yaml")
+
+
+def remove_stale_temporaries(out: Path) -> int:
+    """The temporary files a killed run left in its directory (call with the directory's lock
+    held: no run is writing them); returns how many were removed."""
+    removed = 0
+    try:
+        names = [p.name for p in out.iterdir()]
+    except OSError:
+        return 0
+    for name in names:
+        if name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in _ATOMIC_FILES):
+            try:
+                (out / name).unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def open_run(out: Path, cfg: Config, corpus: list[str], overwrite: bool, log) -> Run:
-    """Take the directory's lock, check again what it holds (a run may have ended meanwhile), clear
-    an overwritten run's files and write the config."""
-    lock = DirLock(out)
+    """Create the directory if need be, take its lock, check again what it holds (a run may have
+    ended meanwhile), clear an overwritten run's files and a killed run's temporaries, and write
+    the config. Should that fail, a directory made here is removed again."""
+    created = not out.exists()
+    make_dir(out)
+    lock = None
     try:
+        lock = DirLock(out)
         refuse_existing_run(out, overwrite)
+        remove_stale_temporaries(out)
         if overwrite and _run_state(out):
             log(f"overwriting the run in {out}")
             for name in _RUN_FILES:
                 (out / name).unlink(missing_ok=True)
         (out / "log.jsonl").unlink(missing_ok=True)
         save_config(cfg, out / "config.yaml")
-        return Run(out, cfg, corpus, lock=lock, log=log)
+        return Run(out, cfg, corpus, lock=lock, log=log, created=created)
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
+        if created:
+            _remove_empty_dir(out)
         raise
+
+
+def _remove_empty_dir(out: Path) -> None:
+    try:
+        out.rmdir()
+    except OSError:  # not empty (someone else's files), or gone
+        pass
 
 
 # bytes of one "%.9g" number and its separator in a text vectors file (13.6 measured on demo vectors)
@@ -140,9 +203,10 @@ class Run:
     """Files of one run directory, written atomically (temporary name, then rename)."""
 
     def __init__(self, out: Path, cfg: Config, corpus: list[str], lock: DirLock | None = None,
-                 log=lambda msg: None, fingerprint: list[dict] | None = None):
+                 log=lambda msg: None, fingerprint: list[dict] | None = None, created: bool = False):
         self.out, self.cfg, self.corpus = out, cfg, corpus
         self.lock, self.log = lock, log
+        self.created = created  # this run made the directory
         self.fingerprint = fingerprint if fingerprint is not None else corpus_fingerprint(corpus)
         self.saved_words: int | None = None  # words done at the last checkpoint on disk
         self._log_failed = False
@@ -151,6 +215,17 @@ class Run:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+    def discard(self) -> None:
+        """Training failed before anything of it was saved: remove the files this run wrote
+        (config.yaml, log.jsonl), and the directory if this run made it, so no half-run that
+        refuses the next ``w2v train`` stays behind. A run with a checkpoint on disk keeps it all."""
+        if self.saved_words is not None:
+            return
+        for name in ("config.yaml", "log.jsonl"):
+            (self.out / name).unlink(missing_ok=True)
+        if self.created:
+            _remove_empty_dir(self.out)
 
     def log_line(self, record: dict) -> None:
         if self._log_failed:
@@ -232,6 +307,7 @@ def resume_run(out: Path, cfg: Config, corpus: list[str], fingerprint: list[dict
     try:
         if not ck_path.exists() or stat_key(ck_path) != ck_stat:
             raise OutputError(f"{ck_path} changed while it was being read (another w2v train --resume?); try again")
+        remove_stale_temporaries(out)
     except BaseException:
         lock.release()
         raise

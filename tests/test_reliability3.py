@@ -1,0 +1,180 @@
+"""Reliability, round three (issue 22): Ctrl-C while the results are written, long tokens,
+divergence that stays finite, vectors files that lie, leftovers, configurations that cannot run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2v.run import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+W2V = [sys.executable, "-m", "w2v.cli"]
+
+
+def tmp_files(directory):
+    return [p.name for p in Path(directory).rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
+
+
+# ---------------------------------------------------------------- 1. Ctrl-C at any moment
+
+SIG_ARGS = ["--epochs", "3", "--workers", "1", "--seed", "5", "--min-count", "1", "--dim", "100", "--no-cache"]
+
+
+@pytest.fixture(scope="module")
+def sig_run(tmp_path_factory):
+    """A corpus whose run writes a few MB of results, and its uninterrupted run."""
+    d = tmp_path_factory.mktemp("sig")
+    rng = np.random.default_rng(11)
+    words = [f"w{int(z)}" for z in rng.zipf(1.2, size=150_000) if z < 6000]
+    corpus = d / "c.txt"
+    corpus.write_text("\n".join(" ".join(words[i:i + 20]) for i in range(0, len(words), 20)) + "\n")
+    full = d / "full"
+    subprocess.run([*W2V, "train", str(corpus), "--output", str(full), *SIG_ARGS, "--quiet"], check=True, cwd=ROOT)
+    return corpus, full
+
+
+def _ctrl_c_repeatedly(proc, first_after, every=0.03, times=40) -> list[str]:
+    """Wait for a stderr line starting with ``first_after`` (or for that file to exist), then press
+    Ctrl-C as a terminal does (SIGINT to the foreground process group) every ``every`` seconds
+    until the process ends."""
+    lines = []
+    if isinstance(first_after, Path):
+        deadline = time.time() + 120
+        while not first_after.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+    else:
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(first_after):
+                break
+    for _ in range(times):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            break
+        time.sleep(every)
+    lines += proc.stderr.read().splitlines()
+    proc.wait(timeout=120)
+    return lines
+
+
+def _check_outcome(out: Path, full: Path, lines: list[str], returncode: int) -> str:
+    """Complete results, or a checkpoint that --resume finishes byte-identically; returns which."""
+    assert returncode == 130, "\n".join(lines)
+    assert not any("Traceback" in ln or ln.startswith("Aborted") for ln in lines), "\n".join(lines)
+    assert not tmp_files(out)
+    if (out / "vectors.txt").exists():
+        assert lines[-1] == f"interrupted after the run had finished: its results in {out}/ are complete"
+        assert (out / "vectors.txt").read_bytes() == (full / "vectors.txt").read_bytes()
+        load_checkpoint(out / "checkpoint.npz")
+        return "complete"
+    assert lines[-1] == f"  w2v train --resume {out}", "\n".join(lines)
+    load_checkpoint(out / "checkpoint.npz")
+    assert (out / "vectors.partial.txt").exists()
+    done = subprocess.run([*W2V, "train", "--resume", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (out / "vectors.txt").read_bytes() == (full / "vectors.txt").read_bytes()
+    assert not (out / "vectors.partial.txt").exists() and not tmp_files(out)
+    return "resumed"
+
+
+def _train_in_own_group(corpus, out):
+    return subprocess.Popen([*W2V, "train", str(corpus), "--output", str(out), *SIG_ARGS], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_ctrl_c_while_the_results_are_written_keeps_them(sig_run, tmp_path):
+    corpus, full = sig_run
+    out = tmp_path / "end"
+    proc = _train_in_own_group(corpus, out)
+    lines = _ctrl_c_repeatedly(proc, "trained ")  # logged once training ended, before the files are written
+    assert _check_outcome(out, full, lines, proc.returncode) in ("complete", "resumed")
+
+
+def test_ctrl_c_again_and_again_while_an_interrupted_run_saves(sig_run, tmp_path):
+    corpus, full = sig_run
+    out = tmp_path / "mid"
+    proc = _train_in_own_group(corpus, out)
+    lines = _ctrl_c_repeatedly(proc, out / "log.jsonl")  # its first line: 1% of the run done
+    assert _check_outcome(out, full, lines, proc.returncode) == "resumed"
+
+
+def test_ctrl_c_before_training_leaves_no_directory(sig_run, tmp_path):
+    corpus, _ = sig_run
+    out = tmp_path / "early"
+    proc = _train_in_own_group(corpus, out)
+    lines = _ctrl_c_repeatedly(proc, "counting words")
+    assert proc.returncode == 130 and lines[-1].startswith("w2v: error: interrupted"), lines
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- 6. leftovers in the run directory
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from w2v.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *messages):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert [ln for ln in lines if ln.startswith("w2v: error: ")] == lines[-1:], result.output
+    assert all(m in lines[-1] for m in messages), result.output
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    p = tmp_path / "c.txt"
+    rng = np.random.default_rng(1)
+    words = [f"w{int(z)}" for z in rng.zipf(1.5, size=6000) if z < 60]
+    p.write_text("\n".join(" ".join(words[i:i + 12]) for i in range(0, len(words), 12)) + "\n")
+    return p
+
+
+SMALL = ["--min-count", "1", "--dim", "8", "--workers", "1", "--num-sampled", "3", "--no-cache", "--epochs", "1"]
+
+
+def test_an_error_before_training_leaves_no_directory(corpus, tmp_path):
+    out = tmp_path / "a" / "b"
+    assert_one_line_error(invoke("train", corpus, "--output", out, "--min-count", "100000", "--no-cache"),
+                          "no word reaches min_count")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "one.txt").write_text("lonely\n")
+    assert_one_line_error(invoke("train", tmp_path / "one.txt", "--output", out, *SMALL), "vocabulary")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_run_that_diverges_to_nan_leaves_no_config_behind(corpus, tmp_path):
+    out = tmp_path / "nan"
+    result = invoke("train", corpus, "--output", out, *SMALL, "--alpha", "1e30")
+    assert_one_line_error(result, "the loss became", "lower alpha")
+    assert not out.exists()
+    out.mkdir()  # a directory that was there stays, empty as it was
+    assert_one_line_error(invoke("train", corpus, "--output", out, *SMALL, "--alpha", "1e30"), "the loss became")
+    assert list(out.iterdir()) == []
+    assert invoke("train", corpus, "--output", out, *SMALL).exit_code == 0  # not refused as a half-run
+
+
+def test_a_killed_runs_temporaries_go_on_resume_and_overwrite(corpus, tmp_path):
+    out = tmp_path / "run"
+    assert invoke("train", corpus, "--output", out, *SMALL).exit_code == 0
+    stale = [".vectors.txt.k1ll3d_.tmp", ".checkpoint.npz.abcdefgh.tmp", ".config.yaml.x.tmp"]
+    for name in [*stale, ".notes.txt.tmp"]:
+        (out / name).write_bytes(b"x" * 1000)
+    assert invoke("train", "--resume", out, "--epochs", "2").exit_code == 0
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".notes.txt.tmp"]  # not ours: kept
+    for name in stale:
+        (out / name).write_bytes(b"x")
+    assert invoke("train", corpus, "--output", out, *SMALL, "--overwrite").exit_code == 0
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".notes.txt.tmp"]
