@@ -126,7 +126,10 @@ def _next_below_n_pairs(c):
     (lambda p: _rewrite_checkpoint(p, emb_out=lambda a: a[:-1]), "'emb_out' has shape"),
     (lambda p: _rewrite_checkpoint(p, bias=lambda a: a.astype(np.float64)), "'bias' is float64"),
     (lambda p: _rewrite_checkpoint(p, rng_neg=None), "no 'rng_neg' array"),
-    (lambda p: _rewrite_checkpoint(p, version=np.int64(2)), "another w2v version (checkpoint format 2"),
+    (lambda p: _rewrite_checkpoint(p, version=np.int64(3)), "another w2v version (checkpoint format 3"),
+    (lambda p: _rewrite_checkpoint(p, word_offsets=lambda a: a[::-1].copy()), "not UTF-8 text at the offsets"),
+    (lambda p: _rewrite_checkpoint(p, words_utf8=lambda a: np.full_like(a, 0xFF)), "not UTF-8 text"),
+    (lambda p: _rewrite_checkpoint(p, words_utf8=lambda a: np.full_like(a, ord("x"))), "repeated word"),
     (lambda p: _rewrite_checkpoint(p, config=np.array("dim: [unclosed")), "its config"),
     (lambda p: _rewrite_checkpoint(p, config=np.array("dim: 9\n")), "config says dim 9"),
     (lambda p: _rewrite_checkpoint(p, counts=lambda a: a[::-1].copy()), "descending order"),
@@ -156,7 +159,7 @@ def test_an_object_array_in_a_checkpoint_is_refused_without_unpickling(finished_
     ck = finished_run / "checkpoint.npz"
     with np.load(ck) as z:
         data = {k: z[k] for k in z.files}
-    data["words"] = np.array([object()] * len(data["words"]), dtype=object)
+    data["words_utf8"] = np.array([object()] * len(data["words_utf8"]), dtype=object)
     np.savez(ck, **data)
     with pytest.raises(DamagedFileError, match="damaged or not a checkpoint"):
         load_checkpoint(ck)

@@ -178,3 +178,54 @@ def test_a_killed_runs_temporaries_go_on_resume_and_overwrite(corpus, tmp_path):
         (out / name).write_bytes(b"x")
     assert invoke("train", corpus, "--output", out, *SMALL, "--overwrite").exit_code == 0
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".notes.txt.tmp"]
+
+
+# ---------------------------------------------------------------- 2. a long token
+
+def test_long_tokens_are_left_out_and_the_checkpoint_follows_the_words_bytes(corpus, tmp_path):
+    from w2v.rundir import disk_needed
+    from w2v.vocab import MAX_WORD_BYTES
+
+    assert MAX_WORD_BYTES == 100
+    plain = tmp_path / "plain"
+    assert invoke("train", corpus, "--output", plain, *SMALL).exit_code == 0
+    text = corpus.read_text()
+    edge_kept, edge_cut = "é" * 50, "x" + "é" * 50  # 100 and 101 bytes of UTF-8
+    blobs = [chr(ord("a") + i) * 20_000 for i in range(5)]
+    (tmp_path / "long.txt").write_text(text + " ".join([*blobs, edge_kept, edge_cut] * 5) + "\n")
+    out = tmp_path / "long"
+    result = invoke("train", tmp_path / "long.txt", "--output", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert ("warning: left out of the vocabulary 6 distinct token(s) longer than 100 bytes (30 occurrence(s))"
+            in result.output)
+    ck = load_checkpoint(out / "checkpoint.npz")
+    words = ck["words"].tolist()
+    assert edge_kept in words and edge_cut not in words and not any(len(w) > 100 for w in words)
+    size, plain_size = (out / "checkpoint.npz").stat().st_size, (plain / "checkpoint.npz").stat().st_size
+    assert size < plain_size + 4096, (size, plain_size)
+    # a vocabulary with a long word (as an older w2v could make) still makes a checkpoint in
+    # proportion to its bytes, and the disk estimate says so
+    from w2v.checkpoint import pack_words, unpack_words
+
+    many = [f"w{i}" for i in range(1000)] + ["z" * 100_000]
+    data, offsets = pack_words(many)
+    assert data.nbytes == sum(len(w) for w in many) and unpack_words(data, offsets) == many
+    from w2v.config import Config
+
+    assert disk_needed(many, Config(dim=8, workers=1))[1]["checkpoint.npz"] < 250_000
+
+
+def test_a_format_1_checkpoint_still_resumes(corpus, tmp_path):
+    out = tmp_path / "old"
+    assert invoke("train", corpus, "--output", out, *SMALL).exit_code == 0
+    ck = out / "checkpoint.npz"
+    with np.load(ck) as z:
+        data = {k: z[k] for k in z.files}
+    words = load_checkpoint(ck)["words"].tolist()
+    del data["words_utf8"], data["word_offsets"]
+    data.update(version=np.int64(1), words=np.array(words))  # format 1: a fixed-width str array
+    np.savez(ck, **data)
+    assert load_checkpoint(ck)["words"].tolist() == words
+    result = invoke("train", "--resume", out, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert int(np.load(ck)["version"]) == 2 and load_checkpoint(ck)["words"].tolist() == words

@@ -1,7 +1,9 @@
 """The checkpoint format: write it, read it back, and check everything it holds before use.
 
 checkpoint.npz (an uncompressed .npz, no pickles) holds both matrices, the biases, the vocabulary
-and counts, the resolved config, the corpus paths and their fingerprint (size, mtime, SHA-256 of
+(format 2: the words' UTF-8 bytes end to end and their offsets, so its size follows the words'
+bytes; format 1, still read, held them as a fixed-width array as wide as the longest word) and
+counts, the resolved config, the corpus paths and their fingerprint (size, mtime, SHA-256 of
 the first and last MiB), the progress counters, the per-epoch loss records and every worker's
 position and RNG state, so a run continues bit for bit. Everything read back is checked
 (``check_checkpoint``); the kernels' boundary checks for loaded state live here too
@@ -25,15 +27,38 @@ from .errors import TrainingError
 from .io import DamagedFileError, OutputError, atomic_open
 
 CHECKPOINT = "checkpoint.npz"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
+_READS = (1, 2)  # the formats this w2v reads
+
+
+def pack_words(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The words as one uint8 array of their UTF-8 bytes end to end, and int64 offsets [V + 1]."""
+    encoded = [w.encode("utf-8") for w in words]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), np.uint8).copy(), offsets
+
+
+def unpack_words(data: np.ndarray, offsets: np.ndarray) -> list[str] | None:
+    """``pack_words`` undone; None when the arrays are not a packed list of non-empty words."""
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(data) \
+            or (np.diff(offsets) < 1).any():
+        return None
+    raw = data.tobytes()
+    try:
+        return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+    except UnicodeDecodeError:
+        return None
 
 def save_checkpoint(path: Path, trainer, corpus: list[str], fingerprint: list[dict] | None = None) -> None:
     import yaml
 
     m = trainer.model
+    words_utf8, word_offsets = pack_words(m.words)
     arrays = {
         "version": np.int64(_CHECKPOINT_VERSION), "emb_in": m.emb_in, "emb_out": m.emb_out, "bias": m.bias,
-        "words": np.array(m.words), "counts": m.counts, "config": np.array(yaml.safe_dump(trainer.cfg.to_dict())),
+        "words_utf8": words_utf8, "word_offsets": word_offsets, "counts": m.counts,
+        "config": np.array(yaml.safe_dump(trainer.cfg.to_dict())),
         "corpus": np.array([str(Path(c).resolve()) for c in corpus]), "n_words": np.int64(trainer.dataset.n_words),
         "corpus_files": np.array(json.dumps(fingerprint if fingerprint is not None else corpus_fingerprint(corpus))),
         **trainer.state_arrays(),
@@ -44,7 +69,8 @@ def save_checkpoint(path: Path, trainer, corpus: list[str], fingerprint: list[di
 
 def load_checkpoint(path: Path) -> dict:
     """The arrays of a checkpoint, checked (``check_checkpoint``) before anyone uses them: a damaged
-    file, or one that is not a w2v checkpoint, is a DamagedFileError naming the file and the fault."""
+    file, or one that is not a w2v checkpoint, is a DamagedFileError naming the file and the fault.
+    ``words`` is an object array of str, whichever format the file has."""
     data = _read_npz(Path(path))
     check_checkpoint(data, path)
     return data
@@ -102,9 +128,9 @@ def _read_npy(fh, file_size: int, name: str) -> np.ndarray:
 
 
 # what a checkpoint holds: dtype (or kind) and shape, by symbols every array must agree on:
-# V words, D dimensions, W workers, C corpus paths, E epochs logged
+# V words, D dimensions, W workers, C corpus paths, E epochs logged, B bytes of the words
 _CHECKPOINT_ARRAYS = {
-    "emb_in": ("float32", "VD"), "emb_out": ("float32", "VD"), "bias": ("float32", "V"), "words": ("U", "V"),
+    "emb_in": ("float32", "VD"), "emb_out": ("float32", "VD"), "bias": ("float32", "V"), "words_utf8": ("uint8", "B"),
     "counts": ("int64", "V"), "config": ("U", ""), "corpus": ("U", "C"), "n_words": ("int64", ""),
     "cursors": ("int64", "W4"), "epochs": ("int64", "W"), "rng_pairs": ("uint64", "W"), "rng_neg": ("uint64", "W"),
     "marks": ("int64", "W"), "totals": ("float64", "W4"), "words_done": ("int64", ""), "pairs": ("int64", ""),
@@ -122,11 +148,15 @@ def check_checkpoint(data: dict, path) -> None:
     version = data.get("version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise DamagedFileError(f"{path} is not a w2v checkpoint (no format version)")
-    if int(version) != _CHECKPOINT_VERSION:
+    if int(version) not in _READS:
         raise DamagedFileError(f"{path} was written by another w2v version (checkpoint format {int(version)}; "
-                               f"this w2v reads format {_CHECKPOINT_VERSION})")
+                               f"this w2v reads formats {', '.join(map(str, _READS))})")
+    spec = dict(_CHECKPOINT_ARRAYS)
+    if int(version) == 1:  # the words as a fixed-width str array
+        del spec["words_utf8"]
+        spec["words"] = ("U", "V")
     sizes: dict[str, int] = {}
-    for key, (dtype, dims) in {**_CHECKPOINT_ARRAYS, **_OPTIONAL_ARRAYS}.items():
+    for key, (dtype, dims) in {**spec, **_OPTIONAL_ARRAYS}.items():
         if key not in data:
             if key in _OPTIONAL_ARRAYS:
                 continue
@@ -142,6 +172,18 @@ def check_checkpoint(data: dict, path) -> None:
                 raise damaged(f"'{key}' has shape {arr.shape}, which does not fit the other arrays")
     if min(sizes["V"], sizes["D"], sizes["W"], sizes["C"]) < 1:
         raise damaged(f"empty arrays ({sizes['V']} words, dimension {sizes['D']}, {sizes['W']} workers)")
+    if int(version) == 1:
+        words = data["words"].tolist()
+    else:
+        offsets = data.get("word_offsets")
+        if not isinstance(offsets, np.ndarray) or offsets.dtype != np.int64 or offsets.shape != (sizes["V"] + 1,):
+            raise damaged("'word_offsets' is missing or does not fit the other arrays")
+        words = unpack_words(data["words_utf8"], offsets)
+        if words is None:
+            raise damaged("its words are not UTF-8 text at the offsets it gives")
+    if len(set(words)) != len(words) or any(w.split() != [w] for w in words):
+        raise damaged("its vocabulary has an empty or repeated word, or one with white space")
+    data["words"] = np.array(words, dtype=object)
     for key in ("emb_in", "emb_out", "bias"):
         if not math.isfinite(data[key].sum(dtype=np.float64)):  # one pass, no temporary of the matrix's size
             raise damaged(f"'{key}' holds NaN or infinite values")

@@ -50,7 +50,7 @@ from .rundir import (  # noqa: F401  (Run, disk_needed: w2v.run's names before t
     stat_key,
 )
 from .train import Interrupted, Model, Trainer, _finish, check_memory
-from .vocab import Vocab
+from .vocab import MAX_WORD_BYTES, Vocab
 
 
 def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-run",
@@ -80,6 +80,10 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
         f"{len(dataset.vocab):,} words")
     if dataset.stats.get("invalid_utf8"):
         log(f"warning: replaced {dataset.stats['invalid_utf8']} invalid UTF-8 sequence(s) by U+FFFD")
+    if dataset.stats.get("long_words"):
+        log(f"warning: left out of the vocabulary {dataset.stats['long_words']:,} distinct token(s) longer than "
+            f"{MAX_WORD_BYTES} bytes ({dataset.stats['long_tokens']:,} occurrence(s)): not words, and "
+            "each would cost memory and disk")
     validate(cfg, len(dataset.vocab))
     check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
     if out is not None:

@@ -179,10 +179,9 @@ def disk_needed(words: list[str], cfg: Config, checkpoint_exists: bool = False) 
     checkpoint is replaced by writing the new one beside it; the vectors come after it."""
     n, dim = len(words), cfg.dim
     word_bytes = sum(len(w.encode("utf-8")) for w in words)
-    longest = max((len(w) for w in words), default=1)
-    # both matrices, biases, counts, the words as a fixed-width UTF-32 array; the rest (zip and
-    # .npy headers, config, paths as UTF-32) well under 32 KiB, and 100 bytes a worker
-    checkpoint = n * (8 * dim + 4 + 8 + 4 * longest) + (1 << 15) + 100 * cfg.resolved_workers()
+    # both matrices, biases, counts, the words' UTF-8 bytes and their int64 offsets; the rest (zip
+    # and .npy headers, config, paths as UTF-32) well under 32 KiB, and 100 bytes a worker
+    checkpoint = n * (8 * dim + 4 + 8 + 8) + word_bytes + (1 << 15) + 100 * cfg.resolved_workers()
     vectors = {"text": n * (dim * _TEXT_NUMBER_BYTES + 2) + word_bytes,
                "binary": n * (4 * dim + 2) + word_bytes,
                "npy": n * 4 * dim + 128 + word_bytes + 12 * n,

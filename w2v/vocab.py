@@ -14,6 +14,15 @@ import numpy as np
 
 from .corpus import CorpusError, ReadStats, iter_segments
 
+# A token longer than this many bytes of UTF-8 is left out of the vocabulary, like a rare word
+# (word2vec.c cuts words at 100 bytes): a 20,000-character "token" is a URL list, a base64 blob or
+# text without spaces, never a word, and each word costs memory and disk in proportion to its bytes.
+MAX_WORD_BYTES = 100
+
+
+def is_long(word: str) -> bool:
+    return len(word) * 4 > MAX_WORD_BYTES and len(word.encode("utf-8")) > MAX_WORD_BYTES  # chars are 1-4 bytes
+
 
 @dataclass
 class Vocab:
@@ -55,6 +64,8 @@ class CountStats:
     dropped_words: int = 0  # distinct words under min_count or past max_vocab_size
     dropped_tokens: int = 0
     max_count: int = 0
+    long_words: int = 0  # distinct tokens over MAX_WORD_BYTES, left out of the vocabulary
+    long_tokens: int = 0  # and their occurrences
 
 
 def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
@@ -63,7 +74,8 @@ def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
     below a threshold that then rises by one, so memory stays bounded; counts of words that
     survive a prune may be a little low)."""
     stats = CountStats(read=ReadStats())
-    return _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read), stats, max_vocab_size), stats
+    counts = _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read), stats, max_vocab_size)
+    return _note_long_words(counts, stats), stats
 
 
 def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
@@ -72,8 +84,14 @@ def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0)
     from .corpus import iter_range_segments
 
     stats = CountStats(read=ReadStats())
-    return _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read), stats,
-                           max_vocab_size), stats
+    counts = _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read), stats, max_vocab_size)
+    return _note_long_words(counts, stats), stats
+
+
+def _note_long_words(counts: Counter, stats: CountStats) -> Counter:
+    long = [c for w, c in counts.items() if is_long(w)]
+    stats.long_words, stats.long_tokens = len(long), sum(long)
+    return counts
 
 
 def _count_segments(segments, stats: CountStats, max_vocab_size: int) -> Counter:
@@ -110,11 +128,12 @@ def merge_counts(parts, max_vocab_size=0) -> tuple[Counter, CountStats]:
             total = _prune(total, min_reduce)
             stats.pruned_below = max(stats.pruned_below, min_reduce + 1)
             min_reduce += 1
-    return total, stats
+    return _note_long_words(total, stats), stats
 
 
 def build_vocab(counts: Counter, min_count: int, max_vocab_size: int = 0) -> Vocab:
-    kept = [(w, c) for w, c in counts.items() if c >= min_count]
+    """Words reaching ``min_count`` and at most MAX_WORD_BYTES long, most frequent first."""
+    kept = [(w, c) for w, c in counts.items() if c >= min_count and not is_long(w)]
     kept.sort(key=lambda wc: -wc[1])  # stable: ties stay in order of first appearance
     if max_vocab_size:
         kept = kept[:max_vocab_size]
@@ -135,7 +154,7 @@ def merge_vocab(old: Vocab, new_counts: Counter, min_count: int, max_vocab_size:
     counts = [c + new_counts.get(w, 0) for w, c in zip(words, old.counts.tolist(), strict=True)]
     n_old = len(words)
     for w, c in new_counts.items():
-        if c >= min_count and w not in old.index:
+        if c >= min_count and w not in old.index and not is_long(w):
             words.append(w)
             counts.append(c)
     order = sorted(range(len(words)), key=lambda i: -counts[i])  # stable: the tie rule above
