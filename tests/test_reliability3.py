@@ -229,3 +229,36 @@ def test_a_format_1_checkpoint_still_resumes(corpus, tmp_path):
     result = invoke("train", "--resume", out, "--epochs", "2")
     assert result.exit_code == 0, result.output
     assert int(np.load(ck)["version"]) == 2 and load_checkpoint(ck)["words"].tolist() == words
+
+
+# ---------------------------------------------------------------- 3. divergence that stays finite
+
+def test_a_loss_that_grows_far_above_its_start_stops_the_run(tmp_path):
+    demo = ROOT / "data" / "demo.txt"
+    part = tmp_path / "demo.txt"
+    with open(demo, "rb") as fh:
+        part.write_bytes(fh.read(300_000))
+    out = tmp_path / "run"
+    result = invoke("train", part, "--output", out, "--alpha", "0.5", "--no-cache", "--workers", "1", "--epochs", "3",
+                    "--dim", "50")
+    assert_one_line_error(result, "the loss is diverging in epoch", "alpha=0.5", "lower alpha")
+    assert not out.exists()  # nothing of it saved, as when the loss becomes NaN
+    assert invoke("train", part, "--output", out, "--no-cache", "--workers", "1", "--epochs", "3",
+                  "--dim", "50").exit_code == 0
+
+
+def test_divergence_rule_on_made_up_losses():
+    from w2v.loop import Diverged, Progress
+
+    rng = np.random.default_rng(0)
+    calm = Progress(total_words=10**9)
+    for i in range(2000):  # noisy, slowly falling, one job 5x the others now and then
+        loss = 2.8 - i / 2000 + rng.normal(0, 0.1) + (12 if i % 97 == 0 else 0)
+        with calm.cond:  # as the runners call it
+            calm.add_job(0, 1000, 100, loss * 100)
+    assert calm.error is None
+    rising = Progress(total_words=10**9)
+    for i in range(300):
+        with rising.cond:
+            rising.add_job(0, 1000, 100, 2.8 * 1.05 ** i * 100)
+    assert isinstance(rising.error, Diverged) and rising.error.now > 10 * rising.error.lowest
