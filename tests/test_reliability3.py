@@ -262,3 +262,45 @@ def test_divergence_rule_on_made_up_losses():
         with rising.cond:
             rising.add_job(0, 1000, 100, 2.8 * 1.05 ** i * 100)
     assert isinstance(rising.error, Diverged) and rising.error.now > 10 * rising.error.lowest
+
+
+# ---------------------------------------------------------------- 5. vectors files that lie
+
+def _vectors(tmp_path, rows, header=None, binary=False):
+    from w2v.io import write_word2vec_binary, write_word2vec_text
+
+    words = [w for w, _ in rows]
+    vectors = np.array([v for _, v in rows], dtype=np.float32)
+    p = tmp_path / ("v.bin" if binary else "v.txt")
+    (write_word2vec_binary if binary else write_word2vec_text)(p, words, vectors)
+    if header is not None:
+        data = p.read_bytes()
+        p.write_bytes(header.encode() + data[data.index(b"\n"):])
+    return p
+
+
+ROWS = [("whale", [1.0, 0.0]), ("ship", [0.9, 0.1]), ("sea", [0.0, 1.0]), ("whale", [0.9, 0.1])]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_vectors_file_with_a_repeated_word_is_refused(tmp_path, binary):
+    from w2v.io import DamagedFileError, read_vectors
+
+    p = _vectors(tmp_path, ROWS, binary=binary)
+    where = "vectors 1 and 4" if binary else "lines 2 and 5"
+    with pytest.raises(DamagedFileError, match=f"the word 'whale' appears twice \\({where}\\)"):
+        read_vectors(p)
+    assert_one_line_error(invoke("similar", p, "whale"), "appears twice")
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_header_claiming_fewer_rows_is_refused(tmp_path, binary):
+    from w2v.io import DamagedFileError, read_vectors
+
+    p = _vectors(tmp_path, ROWS[:3], header="2 2", binary=binary)
+    with pytest.raises(DamagedFileError, match="the header says 2 vectors but the file holds more"):
+        read_vectors(p)
+    assert_one_line_error(invoke("similar", p, "whale"), "the header says 2 vectors")
+    ok = _vectors(tmp_path, ROWS[:3], binary=binary)
+    ok.write_bytes(ok.read_bytes() + b"\n\n")  # blank lines at the end are no rows
+    assert read_vectors(ok)[0] == ["whale", "ship", "sea"]

@@ -135,6 +135,23 @@ def _header(path, line: bytes, file_size: int, min_row_bytes) -> tuple[int, int]
     return n, dim
 
 
+def _check_words(path, words: list[str], what: str, first_number: int) -> None:
+    """Each word once: with a repeated word, a lookup would silently take one of its rows."""
+    if len(set(words)) == len(words):
+        return
+    first: dict[str, int] = {}
+    for i, w in enumerate(words):
+        if w in first:
+            raise DamagedFileError(f"{path}: the word {w!r} appears twice ({what} {first[w] + first_number} and "
+                                   f"{i + first_number}); a vectors file holds each word once")
+        first[w] = i
+
+
+def _more_rows(path, n: int, where: str) -> DamagedFileError:
+    return DamagedFileError(f"{path}: the header says {n} vectors but the file holds more ({where}): it is damaged, "
+                            "or its header is wrong")
+
+
 def _check_finite(path, vectors: np.ndarray, first_line: int) -> None:
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
@@ -159,6 +176,9 @@ def read_word2vec_binary(path) -> tuple[list[str], np.ndarray]:
         words.append(data[pos:space].decode("utf-8", errors="replace"))
         vectors[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=space + 1)
         pos = space + 1 + width
+    if data[pos:].strip():
+        raise _more_rows(path, n, f"{len(data) - pos:,} bytes after vector {n}")
+    _check_words(path, words, "vectors", 1)
     _check_finite(path, vectors, 2)
     return words, vectors
 
@@ -184,6 +204,12 @@ def read_word2vec_text(path) -> tuple[list[str], np.ndarray]:
                 what = "the file ends" if not raw else f"expected a word and {dim} numbers"
                 raise DamagedFileError(f"{path}:{i + 2}: {what} (vector {i + 1} of {n})") from None
             words.append(parts[0])
+        line = n + 2
+        while rest := fh.readline(1 << 16):
+            if rest.strip():
+                raise _more_rows(path, n, f"line {line} holds another")
+            line += 1
+    _check_words(path, words, "lines", 2)
     _check_finite(path, vectors, 2)
     return words, vectors
 
