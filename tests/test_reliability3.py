@@ -304,3 +304,38 @@ def test_a_header_claiming_fewer_rows_is_refused(tmp_path, binary):
     ok = _vectors(tmp_path, ROWS[:3], binary=binary)
     ok.write_bytes(ok.read_bytes() + b"\n\n")  # blank lines at the end are no rows
     assert read_vectors(ok)[0] == ["whale", "ship", "sea"]
+
+
+# ---------------------------------------------------------------- 7. configurations that cannot run well
+
+def test_num_sampled_near_the_vocabulary_size_is_refused_with_the_reason(tmp_path):
+    from w2v.config import Config, ConfigError, unique_draws, validate
+    from w2v.rng import make_state
+    from w2v.sampler import sample_log_uniform
+
+    # the estimate against the sampler: a little above what it draws, never far below
+    state = make_state(1, 0, 0)
+    for v, s in [(60, 30), (1000, 900), (1000, 999)]:
+        drawn = np.mean([sample_log_uniform(state, v, s)[1] for _ in range(10)])
+        assert drawn < unique_draws(v, s)[-1] < 1.6 * drawn
+    with pytest.raises(ConfigError, match=r"num_sampled \(999\) is too close to the vocabulary size \(1000\): "
+                                          r"unique sampling would make about [\d,]+ draws per batch.*num_sampled 80\d"):
+        validate(Config(num_sampled=999), 1000)
+    validate(Config(num_sampled=999, unique=False), 1000)
+    validate(Config(num_sampled=64), 1000)
+    validate(Config(num_sampled=4), 5)
+    p = tmp_path / "c.txt"
+    p.write_text(" ".join(f"w{i}" for i in range(1000)) + "\n")
+    assert_one_line_error(invoke("train", p, "--output", tmp_path / "o", "--min-count", "1", "--num-sampled", "990",
+                                 "--no-cache"), "too close to the vocabulary size (1000)", "training would crawl")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_vocabulary_of_one_word_is_refused_as_such(corpus, tmp_path):
+    assert_one_line_error(invoke("train", corpus, "--output", tmp_path / "o", "--max-vocab-size", "1"),
+                          "max_vocab_size must be 0 (no limit) or at least 2")
+    (tmp_path / "one.txt").write_text("lonely lonely lonely\n")
+    assert_one_line_error(invoke("train", tmp_path / "one.txt", "--output", tmp_path / "o", *SMALL),
+                          "the vocabulary has 1 word(s)", "training needs at least 2")
+    assert_one_line_error(invoke("train", corpus, "--output", tmp_path / "o", "--max-vocab-size", "3", *SMALL),
+                          "num_sampled (3) must be below the vocabulary size (2)", "raise max_vocab_size (3)")
