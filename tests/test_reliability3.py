@@ -109,8 +109,10 @@ def test_ctrl_c_again_and_again_while_an_interrupted_run_saves(sig_run, tmp_path
 
 def test_ctrl_c_before_training_leaves_no_directory(sig_run, tmp_path):
     corpus, _ = sig_run
+    big = tmp_path / "big.txt"  # counting takes seconds: the Ctrl-C comes before training on a busy machine too
+    big.write_text(corpus.read_text() * 20)
     out = tmp_path / "early"
-    proc = _train_in_own_group(corpus, out)
+    proc = _train_in_own_group(big, out)
     lines = _ctrl_c_repeatedly(proc, "counting words")
     assert proc.returncode == 130 and lines[-1].startswith("w2v: error: interrupted"), lines
     assert not out.exists()

@@ -1,0 +1,183 @@
+"""Interrupt `w2v train` at many moments, by Ctrl-C (once, or again and again) and by kill -9, and
+check every outcome: complete results, or a checkpoint that `--resume` finishes byte-identically
+to an uninterrupted run, and no temporary file left once the run is finished.
+
+    .venv/bin/python scripts/stress_interrupt.py [--moments 60] [--corpus FILE] [--keep DIR]
+
+Every run is `w2v train CORPUS --workers 1 --seed 5` with a checkpoint every 0.3 s, in its own
+process group, signalled as a terminal does (the whole group). Moments are spread over the run's
+wall time from its start (counting, encoding, training, the final writes) and, for half of them,
+0-400 ms after the line `trained ...`, which is logged once training ended and before the
+checkpoint and the vectors are written. Outcomes:
+
+  complete   vectors.txt is there (and equal to the uninterrupted run's)
+  resumed    a checkpoint: `w2v train --resume` finished it, equal to the uninterrupted run's
+  no run     kill -9 before the first checkpoint: the directory holds no run, and `w2v train`
+             into it (no --overwrite needed) gives the uninterrupted run's vectors
+  FAILED     anything else (printed, and the exit status is 1)
+
+Ctrl-C must end with status 130 (0 if the run had ended before it) and its last line must say what
+is on disk; kill -9 may leave "no run" only before the first checkpoint. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+W2V = [sys.executable, "-m", "w2v.cli"]
+ARGS = ["--workers", "1", "--seed", "5", "--epochs", "3", "--dim", "100", "--min-count", "3", "--no-cache"]
+
+
+def temporaries(directory: Path) -> list[str]:
+    if not directory.exists():
+        return []
+    return [p.name for p in directory.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
+
+
+def start(corpus: Path, out: Path, config: Path) -> subprocess.Popen:
+    return subprocess.Popen([*W2V, "train", str(corpus), "--output", str(out), "--config", str(config), *ARGS],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def interrupt(proc: subprocess.Popen, kind: str, anchor: str, delay: float) -> list[str]:
+    """Wait for the anchor (the start, or the `trained` line), then ``delay`` seconds, then do
+    ``kind``; returns the stderr lines."""
+    lines: list[str] = []
+    if anchor == "trained":
+        for line in proc.stderr:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("trained "):
+                break
+    time.sleep(delay)
+    if kind == "kill -9":
+        signal_group(proc, signal.SIGKILL)
+    elif kind == "ctrl-c":
+        signal_group(proc, signal.SIGINT)
+    else:  # ctrl-c again and again, every 20 ms, until it exits
+        for _ in range(100):
+            if proc.poll() is not None:
+                break
+            signal_group(proc, signal.SIGINT)
+            time.sleep(0.02)
+    lines += proc.stderr.read().splitlines()
+    proc.wait()
+    return lines
+
+
+def check(kind: str, out: Path, lines: list[str], rc: int, reference: bytes, corpus: Path,
+          config: Path) -> tuple[str, str]:
+    """(outcome, problem or '')."""
+    text = "\n".join(lines[-5:])
+    if any("Traceback" in ln or ln.startswith("Aborted") for ln in lines):
+        return "FAILED", f"a traceback or click's Aborted:\n{text}"
+    if kind == "kill -9":
+        if rc not in (-signal.SIGKILL, 0):
+            return "FAILED", f"exit status {rc}"
+    elif rc not in (130, 0):
+        return "FAILED", f"exit status {rc} after Ctrl-C:\n{text}"
+    if rc == 130 and not (lines[-1].startswith("  w2v train --resume") or lines[-1].startswith("interrupted after")
+                          or lines[-1].startswith("w2v: error: interrupted before training")):
+        return "FAILED", f"the last line does not say what is on disk:\n{text}"
+    if (out / "vectors.txt").exists():
+        if (out / "vectors.txt").read_bytes() != reference:
+            return "FAILED", "vectors.txt differs from the uninterrupted run's"
+        if kind != "kill -9" and temporaries(out):
+            return "FAILED", f"temporaries left: {temporaries(out)}"
+        return "complete", ""
+    if (out / "checkpoint.npz").exists():
+        done = subprocess.run([*W2V, "train", "--resume", str(out), "--quiet"], cwd=ROOT, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            return "FAILED", f"--resume failed: {done.stderr.strip()[-500:]}"
+        if (out / "vectors.txt").read_bytes() != reference:
+            return "FAILED", "the resumed run's vectors.txt differs from the uninterrupted run's"
+        if temporaries(out) or (out / "vectors.partial.txt").exists():
+            return "FAILED", f"left after the resume: {temporaries(out)} {list(out.glob('vectors.partial.txt'))}"
+        return "resumed", ""
+    if kind != "kill -9" and rc == 130 and lines[-1].startswith("w2v: error: interrupted before training"):
+        if out.exists():
+            return "FAILED", f"Ctrl-C before training left {sorted(p.name for p in out.iterdir())}"
+        return "no run", ""
+    if kind != "kill -9":
+        return "FAILED", f"Ctrl-C left neither results nor a checkpoint:\n{text}"
+    again = subprocess.run([*W2V, "train", str(corpus), "--output", str(out), "--config", str(config), *ARGS,
+                            "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    if again.returncode != 0:
+        return "FAILED", f"a new run into the killed run's directory failed: {again.stderr.strip()[-500:]}"
+    if (out / "vectors.txt").read_bytes() != reference or temporaries(out):
+        return "FAILED", "the new run's vectors differ, or temporaries are left"
+    return "no run", ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--moments", type=int, default=60)
+    ap.add_argument("--corpus", type=Path, default=None, help="default: the first 400 kB of data/demo.txt")
+    ap.add_argument("--keep", type=Path, default=None, help="work here and keep the run directories")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    work = a.keep or Path(tempfile.mkdtemp(prefix="w2v-stress-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = a.corpus
+    if corpus is None:
+        corpus = work / "corpus.txt"
+        with open(ROOT / "data" / "demo.txt", "rb") as fh:
+            corpus.write_bytes(fh.read(400_000))
+    config = work / "stress.yaml"
+    config.write_text("checkpoint_interval: 0.3\n")
+    t = time.perf_counter()
+    ref = work / "reference"
+    shutil.rmtree(ref, ignore_errors=True)
+    subprocess.run([*W2V, "train", str(corpus), "--output", str(ref), "--config", str(config), *ARGS, "--quiet"],
+                   cwd=ROOT, check=True)
+    wall = time.perf_counter() - t
+    reference = (ref / "vectors.txt").read_bytes()
+    print(f"uninterrupted run: {wall:.2f} s wall; {a.moments} moments follow", flush=True)
+    rng = random.Random(a.seed)
+    kinds = ["ctrl-c", "ctrl-c again and again", "kill -9"]
+    outcomes: Counter = Counter()
+    failures = 0
+    for i in range(a.moments):
+        kind = kinds[i % 3]
+        anchor = "start" if (i // 3) % 2 == 0 else "trained"
+        delay = rng.uniform(0, wall * 1.05) if anchor == "start" else rng.uniform(0, 0.4)
+        out = work / f"run{i:03d}"
+        shutil.rmtree(out, ignore_errors=True)
+        proc = start(corpus, out, config)
+        lines = interrupt(proc, kind, anchor, delay)
+        outcome, problem = check(kind, out, lines, proc.returncode, reference, corpus, config)
+        outcomes[(kind, anchor, outcome)] += 1
+        print(f"{i + 1:3d}  {kind:24s} {anchor:8s} +{delay:5.2f}s  exit {proc.returncode:4d}  {outcome}"
+              + (f"\n     {problem}" if problem else ""), flush=True)
+        failures += outcome == "FAILED"
+        if not a.keep and outcome != "FAILED":
+            shutil.rmtree(out, ignore_errors=True)
+    print(f"\n{a.moments} moments:")
+    for (kind, anchor, outcome), n in sorted(outcomes.items()):
+        print(f"  {kind:24s} from {anchor:8s} {outcome:9s} {n}")
+    print(f"{failures} failed")
+    if not a.keep and not failures:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
