@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 W2V = [sys.executable, "-m", "w2v.cli"]
-ARGS = ["--workers", "1", "--seed", "5", "--epochs", "3", "--dim", "100", "--min-count", "3", "--no-cache"]
+ARGS = ["--workers", "1", "--seed", "5", "--epochs", "3", "--dim", "100", "--min-count", "2", "--no-cache"]
 
 
 def temporaries(directory: Path) -> list[str]:
@@ -130,7 +130,7 @@ def check(kind: str, out: Path, lines: list[str], rc: int, reference: bytes, cor
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moments", type=int, default=60)
-    ap.add_argument("--corpus", type=Path, default=None, help="default: the first 400 kB of data/demo.txt")
+    ap.add_argument("--corpus", type=Path, default=None, help="default: the first 300 kB of data/demo.txt")
     ap.add_argument("--keep", type=Path, default=None, help="work here and keep the run directories")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -140,15 +140,16 @@ def main() -> int:
     if corpus is None:
         corpus = work / "corpus.txt"
         with open(ROOT / "data" / "demo.txt", "rb") as fh:
-            corpus.write_bytes(fh.read(400_000))
+            corpus.write_bytes(fh.read(300_000))
     config = work / "stress.yaml"
     config.write_text("checkpoint_interval: 0.3\n")
-    t = time.perf_counter()
     ref = work / "reference"
-    shutil.rmtree(ref, ignore_errors=True)
-    subprocess.run([*W2V, "train", str(corpus), "--output", str(ref), "--config", str(config), *ARGS, "--quiet"],
-                   cwd=ROOT, check=True)
-    wall = time.perf_counter() - t
+    for _ in range(2):  # the first run may compile the kernels: time the second
+        shutil.rmtree(ref, ignore_errors=True)
+        t = time.perf_counter()
+        subprocess.run([*W2V, "train", str(corpus), "--output", str(ref), "--config", str(config), *ARGS, "--quiet"],
+                       cwd=ROOT, check=True)
+        wall = time.perf_counter() - t
     reference = (ref / "vectors.txt").read_bytes()
     print(f"uninterrupted run: {wall:.2f} s wall; {a.moments} moments follow", flush=True)
     rng = random.Random(a.seed)

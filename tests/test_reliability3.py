@@ -186,9 +186,7 @@ def test_a_killed_runs_temporaries_go_on_resume_and_overwrite(corpus, tmp_path):
 
 def test_long_tokens_are_left_out_and_the_checkpoint_follows_the_words_bytes(corpus, tmp_path):
     from w2v.rundir import disk_needed
-    from w2v.vocab import MAX_WORD_BYTES
 
-    assert MAX_WORD_BYTES == 100
     plain = tmp_path / "plain"
     assert invoke("train", corpus, "--output", plain, *SMALL).exit_code == 0
     text = corpus.read_text()
@@ -205,6 +203,9 @@ def test_long_tokens_are_left_out_and_the_checkpoint_follows_the_words_bytes(cor
     assert edge_kept in words and edge_cut not in words and not any(len(w) > 100 for w in words)
     size, plain_size = (out / "checkpoint.npz").stat().st_size, (plain / "checkpoint.npz").stat().st_size
     assert size < plain_size + 4096, (size, plain_size)
+    from w2v.vocab import MAX_WORD_BYTES
+
+    assert MAX_WORD_BYTES == 100
     # a vocabulary with a long word (as an older w2v could make) still makes a checkpoint in
     # proportion to its bytes, and the disk estimate says so
     from w2v.checkpoint import pack_words, unpack_words
@@ -311,6 +312,11 @@ def test_a_header_claiming_fewer_rows_is_refused(tmp_path, binary):
 # ---------------------------------------------------------------- 7. configurations that cannot run well
 
 def test_num_sampled_near_the_vocabulary_size_is_refused_with_the_reason(tmp_path):
+    p = tmp_path / "c.txt"
+    p.write_text(" ".join(f"w{i}" for i in range(1000)) + "\n")
+    assert_one_line_error(invoke("train", p, "--output", tmp_path / "o", "--min-count", "1", "--num-sampled", "990",
+                                 "--no-cache"), "too close to the vocabulary size (1000)", "training would crawl")
+    assert not (tmp_path / "o").exists()
     from w2v.config import Config, ConfigError, unique_draws, validate
     from w2v.rng import make_state
     from w2v.sampler import sample_log_uniform
@@ -326,11 +332,6 @@ def test_num_sampled_near_the_vocabulary_size_is_refused_with_the_reason(tmp_pat
     validate(Config(num_sampled=999, unique=False), 1000)
     validate(Config(num_sampled=64), 1000)
     validate(Config(num_sampled=4), 5)
-    p = tmp_path / "c.txt"
-    p.write_text(" ".join(f"w{i}" for i in range(1000)) + "\n")
-    assert_one_line_error(invoke("train", p, "--output", tmp_path / "o", "--min-count", "1", "--num-sampled", "990",
-                                 "--no-cache"), "too close to the vocabulary size (1000)", "training would crawl")
-    assert not (tmp_path / "o").exists()
 
 
 def test_a_vocabulary_of_one_word_is_refused_as_such(corpus, tmp_path):
