@@ -132,10 +132,10 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
       w2v train text8 --backend ray --nodes 2 --workers 1           # Ray actors on this machine
       w2v train corpus/ --backend ray --address 10.0.0.1:6379 --nodes 8   # a cluster (ray start --head)
     """
-    from .loop import hold_signals_after_stop
+    from .loop import hold_signals_to_exit
     from .train import Interrupted
 
-    hold_signals_after_stop()  # from a stop on a signal to the exit, further signals are only recorded
+    hold_signals_to_exit()  # from the start of training to the exit, a signal cannot cut the files or the exit
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     show = False if quiet else None
     try:
@@ -173,7 +173,7 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
-        _fail("interrupted before training started; nothing was saved", 130)
+        _fail("interrupted before training started: nothing was written", 130)
 
 
 @main.command("sample-pairs", context_settings=CONTEXT)

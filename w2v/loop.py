@@ -112,14 +112,16 @@ class Interrupted(Exception):
         super().__init__(f"stopped by signal {signum}")
 
 
-_hold_after_stop = False
+_hold_to_exit = False
 
 
-def hold_signals_after_stop() -> None:
-    """For a command that exits once a run stops on a signal: from then on SIGINT and SIGTERM are
-    ignored, so a further Ctrl-C cannot cut short the exit (and its last line)."""
-    global _hold_after_stop
-    _hold_after_stop = True
+def hold_signals_to_exit() -> None:
+    """For a command whose last work is the run (``w2v train``): once a run has held the signals,
+    SIGINT and SIGTERM stay ignored until the process exits, so a Ctrl-C after the last file is
+    written cannot cut short the exit or its last line (the exit status still says a signal came
+    while the run held them)."""
+    global _hold_to_exit
+    _hold_to_exit = True
 
 
 class StopSignals:
@@ -162,9 +164,9 @@ class StopSignals:
     def __exit__(self, exc_type, exc, tb) -> None:
         import signal
 
-        if _hold_after_stop and self.caught:
-            # the process is about to exit with the signal's status: ignore further signals until
-            # then (Python's handlers are reset to the default, killing, ones when it shuts down)
+        if _hold_to_exit:
+            # the run was the process's last work: ignore further signals until it exits (at its
+            # exit Python puts back the default handlers, which would kill it before its last line)
             for sig in self._previous:
                 signal.signal(sig, signal.SIG_IGN)
             self._previous = {}

@@ -88,8 +88,9 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
     if out is not None:
         check_disk_space(out, dataset.vocab.words, cfg)
-    trainer = Trainer(dataset, cfg, continued_model(dataset, cfg, base) if base is not None else None)
     with StopSignals() as signals:  # held until the results are on disk
+        trainer = Trainer(dataset, cfg, continued_model(dataset, cfg, base) if base is not None else None)
+        _check_not_interrupted(signals, log)
         run = open_run(out, cfg, corpus, overwrite, log) if out is not None else None
         return _train(trainer, run, show_progress, log, signals)
 
@@ -125,11 +126,12 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
     check_corpus_vocab(corpus, dataset.vocab.words, dataset.n_words, ck)
     check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
     check_disk_space(out, dataset.vocab.words, cfg)
-    model = Model(dataset.vocab.words, dataset.vocab.counts, ck["emb_in"].copy(), ck["emb_out"].copy(),
-                  ck["bias"].copy(), cfg)
-    trainer = Trainer(dataset, cfg, model)
-    trainer.load_state(ck)
     with StopSignals() as signals:
+        model = Model(dataset.vocab.words, dataset.vocab.counts, ck["emb_in"].copy(), ck["emb_out"].copy(),
+                      ck["bias"].copy(), cfg)
+        trainer = Trainer(dataset, cfg, model)
+        trainer.load_state(ck)
+        _check_not_interrupted(signals, log)
         run = resume_run(out, cfg, corpus, fingerprint, ck_path, ck_stat, log)
         run.saved_words = trainer.progress.words_done
         log(f"resuming {out} at {trainer.progress.words_done:,} of {trainer.progress.total_words:,} words")
@@ -148,6 +150,7 @@ def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: di
         elif out is not None:
             check_disk_space(out, trainer.dataset.vocab.words, trainer.cfg)
         with StopSignals() as signals:  # held until the results are on disk
+            _check_not_interrupted(signals, log)
             run = None
             if ck is not None:
                 if out is not None:
@@ -159,6 +162,14 @@ def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: di
             return _train(trainer, run, show_progress, log, signals)
     finally:
         trainer.close()
+
+
+def _check_not_interrupted(signals: StopSignals, log) -> None:
+    """A signal while the trainer was being set up (loading compiled kernels, where a Ctrl-C as an
+    exception would be lost): stop before the run directory is touched."""
+    if signals.caught:
+        log("interrupted before training started: nothing was written")
+        raise Interrupted(signals.caught[0], None)
 
 
 def _train(trainer, run: Run | None, show_progress, log, signals: StopSignals | None = None) -> Model:
