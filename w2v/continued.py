@@ -17,7 +17,7 @@ from .io import OutputError
 from .train import Model, init_model
 from .vocab import Vocab, count_words, merge_vocab
 
-# A continued run starts at this fraction of RUN's alpha (measured: README, "Continuing on new text").
+# A continued run starts at this fraction of RUN's alpha (measured: docs/continue.md).
 CONTINUE_ALPHA_FACTOR = 0.5
 
 
