@@ -164,8 +164,9 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
     vectors (vectors.txt, word2vec text format, unless --format), vocab.txt, config.yaml (the
-    resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a couple of
-    seconds, saves the checkpoint and vectors.partial.txt, and prints the command that continues.
+    resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a second and
+    saves the checkpoint, then vectors.partial.txt (seconds more for a large vocabulary), and prints
+    the command that continues (with --quiet too).
     An OUTPUT holding a run is refused unless --overwrite, as is one another w2v train is writing.
 
     \b
@@ -175,7 +176,9 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
       w2v train a.txt b.txt.gz --dim 200 --workers 1 --seed 7
       w2v train --resume run                # the rest of an interrupted run
       w2v train --resume run --epochs 10    # or more epochs
+      w2v train --resume run --workers 4    # on another number of threads (not bit-identical then)
       w2v train news.txt --init-from run --output run2   # run's vectors, trained further on news.txt
+      w2v train news.txt --init-from GoogleNews.bin --output run3   # starting from pretrained vectors
       w2v train text8 --backend ray --nodes 2 --workers 1           # Ray actors on this machine
       w2v train corpus/ --backend ray --address 10.0.0.1:6379 --nodes 8   # a cluster (ray start --head)
     """
