@@ -11,7 +11,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from w2v.checkpoint import resplit_workers
 from w2v.cli import main
 from w2v.config import FIELDS, Config, ConfigError, load_config
 from w2v.continued import continued_config, continued_dataset, continued_model
@@ -269,6 +268,8 @@ def test_resume_with_another_worker_count_finishes_the_run(planted_corpus, tmp_p
 
 
 def test_resplit_puts_each_new_worker_the_same_fraction_into_its_span():
+    from w2v.checkpoint import resplit_workers
+
     cfg = Config(epochs=3, seed=2)
     old = {"words_done": np.int64(1500), "rng_pairs": np.array([1, 2], np.uint64),
            "rng_neg": np.array([3, 4], np.uint64), "totals": np.ones((2, 4))}
