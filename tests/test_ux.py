@@ -287,6 +287,19 @@ def test_resume_workers_is_refused_only_when_invalid(finished):
     one_error_line(invoke("train", "--resume", finished, "--dim", "8"), 1, "only --epochs, --workers")
 
 
+def test_a_ray_run_resumes_with_its_own_worker_count(planted_corpus, tmp_path, monkeypatch):
+    path, _ = planted_corpus
+    part = tmp_path / "part"
+    _interrupted(path, small_cfg(workers=1, epochs=4, log_interval=1e9), part, monkeypatch)
+    with np.load(part / "checkpoint.npz") as z:  # as if the Ray backend had written it
+        data = {k: z[k] for k in z.files}
+    data["config"] = np.array(str(data["config"]).replace("backend: local", "backend: ray"))
+    with open(part / "checkpoint.npz", "wb") as fh:
+        np.savez(fh, **data)
+    one_error_line(invoke("train", "--resume", part, "--workers", "2"), 1,
+                   "is a run of the Ray backend: it resumes with its own --workers (1)")
+
+
 @pytest.fixture
 def pretrained(tmp_path):
     """Vectors for half the planted words and some words the corpus does not have, dim 12."""
