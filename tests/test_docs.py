@@ -21,7 +21,10 @@ SYNOPSIS = re.compile(r"[\[\]]|\.\.\.|[a-z]\|[a-z]")  # [--opt], CORPUS..., --to
 def _shell_lines(page: Path):
     """(line number, command) of each `w2v` command in the page's sh blocks and `$ w2v` examples."""
     in_sh = False
-    for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+    lines = page.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, 1):
+        if n < len(lines) and lines[n].startswith("w2v: error:"):
+            continue  # an example of a mistake and its error line
         if line.startswith("```"):
             in_sh = line.strip() in ("```sh", "```bash", "```console") if not in_sh else False
             continue
