@@ -25,6 +25,8 @@ from .config import Config, ConfigError, parse_config, validate
 from .corpus import CorpusError, corpus_files
 from .errors import TrainingError
 from .io import DamagedFileError, OutputError, atomic_open
+from .pairs import new_cursor
+from .rng import NEGATIVES, PAIRS, _mix, make_state
 
 CHECKPOINT = "checkpoint.npz"
 _CHECKPOINT_VERSION = 2
@@ -245,7 +247,8 @@ def check_workers(st: dict, spans: list[tuple[int, int]], cfg: Config) -> None:
     the same number of workers, each position inside its part of this corpus. Raises TrainingError."""
     cursors = st.get("cursors")
     if isinstance(cursors, np.ndarray) and cursors.ndim == 2 and len(cursors) != len(spans):
-        raise TrainingError(f"the checkpoint has {len(cursors)} workers; resume with the same number")
+        raise TrainingError(f"the checkpoint has {len(cursors)} workers, this run {len(spans)}: "
+                            "re-split them first (checkpoint.resplit_workers)")
     problem = _worker_state_problem(st, len(spans), cfg.epochs)
     if problem is None:
         for i, (start, end) in enumerate(spans):
@@ -253,6 +256,34 @@ def check_workers(st: dict, spans: list[tuple[int, int]], cfg: Config) -> None:
                 problem = f"worker {i + 1}'s position {int(cursors[i, 0])} lies outside its part [{start}, {end}]"
     if problem:
         raise TrainingError(f"the checkpoint's training state does not fit this corpus: {problem}")
+
+
+def resplit_workers(st: dict, spans: list[tuple[int, int]], n_words: int, cfg: Config) -> dict:
+    """A checkpoint's worker state (``cursors``, ``epochs``, ``rng_pairs``, ``rng_neg``, ``marks``,
+    ``totals``) for ``len(spans)`` workers instead of the number that wrote it (``w2v train --resume
+    DIR --workers N``): the rest of the run re-split.
+
+    The words done (which drive the learning rate and are kept) are a fraction of the epochs; each
+    new worker starts that fraction into its span of the epoch they are in, so the words still to
+    read are those of an unchanged run, up to rounding at the piece where each worker starts. The
+    random streams are new ones, derived from the seed and the old streams (a resumed run repeats
+    bit for bit only with its own worker count). Per-worker loss totals are summed into the first.
+    """
+    words_done, n = int(st["words_done"]), max(1, int(n_words))
+    epoch, within = divmod(words_done, n)
+    if epoch >= cfg.epochs:
+        epoch, within = cfg.epochs, 0
+    frac = within / n
+    cursors = np.stack([new_cursor(start + int(round(frac * (end - start)))) for start, end in spans])
+    salt = cfg.seed
+    for state in (*st["rng_pairs"].tolist(), *st["rng_neg"].tolist()):
+        salt = _mix(salt ^ int(state))
+    totals = np.zeros((len(spans), 4), np.float64)
+    totals[0] = st["totals"].sum(axis=0)
+    return {"cursors": cursors, "epochs": np.full(len(spans), epoch, np.int64),
+            "rng_pairs": np.concatenate([make_state(salt, i, PAIRS) for i in range(len(spans))]),
+            "rng_neg": np.concatenate([make_state(salt, i, NEGATIVES) for i in range(len(spans))]),
+            "marks": np.zeros(len(spans), np.int64), "totals": totals}
 
 
 def check_progress(st: dict, cfg: Config) -> None:

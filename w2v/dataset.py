@@ -66,7 +66,7 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
     counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size)
     vocab, stats = vocab_from_counts(counts, cstats, cfg)
     del counts
-    log(f"vocabulary: {len(vocab)} words; encoding the corpus")
+    log(f"vocabulary: {len(vocab):,} words; encoding the corpus")
     if cache_root is not None:
         cache_root = _writable_cache_root(cache_root, log)
     if cache_root is not None:

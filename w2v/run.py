@@ -21,6 +21,7 @@ from .checkpoint import (  # noqa: F401  (w2v.run's names before the split)
     check_workers,
     corpus_fingerprint,
     load_checkpoint,
+    resplit_workers,
     save_checkpoint,
 )
 from .config import Config, ConfigError, parse_config, validate
@@ -96,11 +97,14 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
 
 
 def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None, log=lambda msg: None,
-           address: str | None = None) -> Model:
+           address: str | None = None, workers: int | None = None) -> Model:
     """Continue the run in ``run_dir`` from its checkpoint: the rest of an interrupted run, or more
     epochs (``epochs`` is the new total). The learning rate and word count go on where they were.
     Refused when the corpus files changed since the checkpoint (size, mtime, first and last MiB).
-    A run of the Ray backend resumes on Ray, at ``address`` if given (a restarted cluster)."""
+    A run of the Ray backend resumes on Ray, at ``address`` if given (a restarted cluster).
+    ``workers`` (local backend): another number of threads, the rest of the work re-split
+    (``checkpoint.resplit_workers``); only an unchanged count continues bit for bit.
+    A finished run (every epoch done, no more asked) is left as it is: its model is returned."""
     out = Path(run_dir)
     ck_path = out / CHECKPOINT
     if not ck_path.exists():
@@ -113,6 +117,15 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
         if epochs < cfg.epochs:
             raise ConfigError(f"--epochs {epochs} is below the run's {cfg.epochs}; a resumed run can only go further")
         cfg = Config(**{**cfg.to_dict(), "epochs": epochs})
+    if (ck["epochs"] >= cfg.epochs).all():
+        log(f"{out} is finished ({cfg.epochs} epochs, {int(ck['words_done']):,} words trained): nothing to do, "
+            f"nothing rewritten (--epochs N continues it to N epochs)")
+        return Model(ck["words"].tolist(), ck["counts"], ck["emb_in"], ck["emb_out"], ck["bias"], cfg)
+    if workers is not None:
+        workers = validate(Config(workers=workers)).resolved_workers()
+        if cfg.backend == "ray" and workers != cfg.workers:
+            raise ConfigError(f"{out} is a run of the Ray backend: it resumes with its own --workers ({cfg.workers})")
+        cfg = Config(**{**cfg.to_dict(), "workers": workers})
     corpus = [str(c) for c in ck["corpus"]]
     fingerprint = check_corpus_unchanged(ck, corpus, out, log)
     if address is not None and cfg.backend != "ray":
@@ -130,6 +143,10 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
         model = Model(dataset.vocab.words, dataset.vocab.counts, ck["emb_in"].copy(), ck["emb_out"].copy(),
                       ck["bias"].copy(), cfg)
         trainer = Trainer(dataset, cfg, model)
+        if len(ck["cursors"]) != len(trainer.workers):
+            log(f"re-splitting the rest of the run from {len(ck['cursors']):,} worker(s) to {len(trainer.workers):,} "
+                f"(it is no longer bit-identical to a run with one count)")
+            ck = {**ck, **resplit_workers(ck, [(w.start, w.end) for w in trainer.workers], dataset.n_words, cfg)}
         trainer.load_state(ck)
         _check_not_interrupted(signals, log)
         run = resume_run(out, cfg, corpus, fingerprint, ck_path, ck_stat, log)
@@ -200,7 +217,7 @@ def _train(trainer, run: Run | None, show_progress, log, signals: StopSignals | 
             log(f"stopped: checkpoint and the vectors so far ({path}) saved; continue with:\n"
                 f"  w2v train --resume {run.out}")
             raise Interrupted(trainer.caught[0], run.out)
-        log(f"wrote {path} ({len(model.words)} x {trainer.cfg.dim}) and the run files in {run.out}/")
+        log(f"wrote {path} ({len(model.words):,} x {trainer.cfg.dim:,}) and the run files in {run.out}/")
         if signals is not None and signals.caught:  # once training had ended: the results were written all the same
             log(f"interrupted after the run had finished: its results in {run.out}/ are complete")
             raise Interrupted(signals.caught[0], run.out, finished=True)
