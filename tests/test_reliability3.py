@@ -86,9 +86,21 @@ def _check_outcome(out: Path, full: Path, lines: list[str], returncode: int) -> 
     return "resumed"
 
 
+def _as_from_a_terminal():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # whatever the test process has
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _train_in_own_group(corpus, out):
     return subprocess.Popen([*W2V, "train", str(corpus), "--output", str(out), *SIG_ARGS], cwd=ROOT,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_from_a_terminal)
+
+
+def test_the_cli_in_process_leaves_the_callers_signal_handlers_alone(corpus, tmp_path):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert invoke("train", corpus, "--output", tmp_path / "o", *SMALL).exit_code == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_ctrl_c_while_the_results_are_written_keeps_them(sig_run, tmp_path):

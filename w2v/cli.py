@@ -52,6 +52,17 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _is_the_process() -> bool:
+    """This process is the `w2v` command (its console script, or python -m w2v.cli), which exits
+    when the command ends, rather than a program calling the CLI in-process (click's CliRunner):
+    only then may a command leave signals ignored until the exit."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None and spec.name == "w2v.cli":
+        return True
+    return os.path.splitext(os.path.basename(getattr(main_module, "__file__", None) or ""))[0] == "w2v"
+
+
 def _user_errors():
     """The exception types that mean 'the user must fix something': one line, no traceback."""
     from .config import ConfigError
@@ -187,7 +198,8 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
     try:  # the imports too: a Ctrl-C while numpy and numba load is "interrupted before training started"
         from .loop import Interrupted, hold_signals_to_exit
 
-        hold_signals_to_exit()  # from the start of training to the exit, a signal cannot cut the files or the exit
+        if _is_the_process():  # from the start of training to the exit, a signal cannot cut the files or the exit
+            hold_signals_to_exit()
         if resume_dir is not None:
             extra = [k for k, v in overrides.items() if v not in (None, False) and k not in ("epochs", "workers")]
             if init_from is not None:
@@ -222,7 +234,8 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
     except KeyboardInterrupt:  # before training started: the run directory is not made yet
         import signal
 
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
+        if _is_the_process():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
         _fail("interrupted before training started: nothing was written", 130)
     except _user_errors() as e:
         _fail(str(e))
