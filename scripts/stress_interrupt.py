@@ -49,9 +49,17 @@ def temporaries(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT and SIGTERM at their defaults, whatever this script inherited (a script started with
+    `&` has SIGINT ignored, and so would every w2v it starts)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start(corpus: Path, out: Path, config: Path) -> subprocess.Popen:
     return subprocess.Popen([*W2V, "train", str(corpus), "--output", str(out), "--config", str(config), *ARGS],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:

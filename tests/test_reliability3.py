@@ -354,3 +354,16 @@ def test_a_vocabulary_of_one_word_is_refused_as_such(corpus, tmp_path):
                           "the vocabulary has 1 word(s)", "training needs at least 2")
     assert_one_line_error(invoke("train", corpus, "--output", tmp_path / "o", "--max-vocab-size", "3", *SMALL),
                           "num_sampled (3) must be below the vocabulary size (2)", "raise max_vocab_size (3)")
+
+
+def test_a_signal_ignored_by_whoever_started_the_run_stays_ignored():
+    from w2v.loop import StopSignals
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup, or `w2v train ... &` in a script
+    try:
+        with StopSignals():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

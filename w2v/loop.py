@@ -128,7 +128,8 @@ class StopSignals:
     """SIGINT and SIGTERM, held from the start of training until its results are on disk: a signal
     only asks the runners to stop (``watch``) and is recorded in ``caught``, so however many come,
     and whenever (while the checkpoint or the vectors are written too), the files being written are
-    finished, never cut off. Outside the main thread (where handlers cannot be set) it does nothing.
+    finished, never cut off. Outside the main thread (where handlers cannot be set) it does nothing,
+    and a signal the process was started ignoring (``nohup``, ``cmd &`` in a script) stays ignored.
     """
 
     def __init__(self):
@@ -158,7 +159,8 @@ class StopSignals:
 
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._on_signal)
+                if signal.getsignal(sig) != signal.SIG_IGN:  # ignored by whoever started us (nohup, cmd &): stays so
+                    self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
