@@ -367,3 +367,19 @@ def test_a_signal_ignored_by_whoever_started_the_run_stays_ignored():
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize("leave", ["none", "partial"])
+def test_a_run_stopped_after_its_last_checkpoint_gets_its_results_on_resume(corpus, tmp_path, leave):
+    """kill -9 between the last checkpoint and the vectors, or a Ctrl-C as the last job ends (the
+    vectors saved as partial): the checkpoint has every epoch done, but the results are not there."""
+    out = tmp_path / "run"
+    assert invoke("train", corpus, "--output", out, *SMALL).exit_code == 0
+    vectors = (out / "vectors.txt").read_bytes()
+    (out / "vectors.txt").rename(out / "vectors.partial.txt")
+    if leave == "none":
+        (out / "vectors.partial.txt").unlink()
+    result = invoke("train", "--resume", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "vectors.txt").read_bytes() == vectors and not (out / "vectors.partial.txt").exists()
+    assert "is finished" in invoke("train", "--resume", out).output  # now it is

@@ -43,6 +43,7 @@ from .rundir import (  # noqa: F401  (Run, disk_needed: w2v.run's names before t
     check_disk_space,
     check_output,
     disk_needed,
+    has_results,
     make_dir,
     open_run,
     refuse_existing_run,
@@ -104,7 +105,9 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
     A run of the Ray backend resumes on Ray, at ``address`` if given (a restarted cluster).
     ``workers`` (local backend): another number of threads, the rest of the work re-split
     (``checkpoint.resplit_workers``); only an unchanged count continues bit for bit.
-    A finished run (every epoch done, no more asked) is left as it is: its model is returned."""
+    A finished run (every epoch done, no more asked, its vectors written) is left as it is: its
+    model is returned; one whose results were never written (a stop or a kill -9 after its last
+    checkpoint) gets them written."""
     out = Path(run_dir)
     ck_path = out / CHECKPOINT
     if not ck_path.exists():
@@ -117,7 +120,7 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
         if epochs < cfg.epochs:
             raise ConfigError(f"--epochs {epochs} is below the run's {cfg.epochs}; a resumed run can only go further")
         cfg = Config(**{**cfg.to_dict(), "epochs": epochs})
-    if (ck["epochs"] >= cfg.epochs).all():
+    if (ck["epochs"] >= cfg.epochs).all() and has_results(out, cfg.format):
         log(f"{out} is finished ({cfg.epochs} epochs, {int(ck['words_done']):,} words trained): nothing to do, "
             f"nothing rewritten (--epochs N continues it to N epochs)")
         return Model(ck["words"].tolist(), ck["counts"], ck["emb_in"], ck["emb_out"], ck["bias"], cfg)

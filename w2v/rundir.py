@@ -75,6 +75,11 @@ def _run_state(out: Path) -> tuple[str, Path] | None:
     return None
 
 
+def has_results(out: Path, fmt: str) -> bool:
+    """The run's vectors (in its format) are written and no partial vectors are left."""
+    return (out / VECTOR_FILES[fmt]).exists() and not (out / PARTIAL).exists()
+
+
 def refuse_existing_run(out: Path, overwrite: bool) -> None:
     state = None if overwrite else _run_state(out)
     if state and state[0] == "finished":
