@@ -383,3 +383,13 @@ def test_a_run_stopped_after_its_last_checkpoint_gets_its_results_on_resume(corp
     assert result.exit_code == 0, result.output
     assert (out / "vectors.txt").read_bytes() == vectors and not (out / "vectors.partial.txt").exists()
     assert "is finished" in invoke("train", "--resume", out).output  # now it is
+
+
+def test_init_from_a_pretrained_file_with_a_repeated_word_takes_its_first_row(corpus, tmp_path):
+    from w2v.io import write_word2vec_text
+
+    p = tmp_path / "pre.txt"
+    write_word2vec_text(p, ["w1", "w2", "w1"], np.array([[1] * 8, [2] * 8, [3] * 8], np.float32))
+    result = invoke("train", corpus, "--init-from", p, "--output", tmp_path / "o", *SMALL, "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert "holds 1 repeated word(s); the first row of each is used" in result.output

@@ -88,7 +88,7 @@ def _from_vectors_file(corpus: list[str], cfg: Config, log):
     """NEW's own vocabulary and ids, and which of its words the file holds (``new_ids``, ``file_rows``)."""
     path = Path(cfg.init_from).resolve()
     try:
-        words, vectors = read_vectors(path)
+        words, vectors = read_vectors(path, repeated_words=True)  # pretrained files may repeat a word: first row
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise OutputError(f"cannot read vectors {path}: {getattr(e, 'strerror', None) or e}") from None
     if vectors.shape[1] != cfg.dim:
@@ -97,6 +97,8 @@ def _from_vectors_file(corpus: list[str], cfg: Config, log):
     row_of: dict[str, int] = {}
     for i, w in enumerate(words):
         row_of.setdefault(w, i)
+    if len(row_of) != len(words):
+        log(f"warning: {path} holds {len(words) - len(row_of):,} repeated word(s); the first row of each is used")
     pairs = [(i, row_of[w]) for i, w in enumerate(dataset.vocab.words) if w in row_of]
     new_ids = np.array([p[0] for p in pairs], np.int64)
     file_rows = np.array([p[1] for p in pairs], np.int64)

@@ -159,7 +159,7 @@ def _check_finite(path, vectors: np.ndarray, first_line: int) -> None:
         raise DamagedFileError(f"{path}: vector {row + 1} (line {row + first_line}) has a non-finite value")
 
 
-def read_word2vec_binary(path) -> tuple[list[str], np.ndarray]:
+def read_word2vec_binary(path, repeated_words: bool = False) -> tuple[list[str], np.ndarray]:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         # a row: a word of at least one byte, a space, dim float32
@@ -178,12 +178,13 @@ def read_word2vec_binary(path) -> tuple[list[str], np.ndarray]:
         pos = space + 1 + width
     if data[pos:].strip():
         raise _more_rows(path, n, f"{len(data) - pos:,} bytes after vector {n}")
-    _check_words(path, words, "vectors", 1)
+    if not repeated_words:
+        _check_words(path, words, "vectors", 1)
     _check_finite(path, vectors, 2)
     return words, vectors
 
 
-def read_word2vec_text(path) -> tuple[list[str], np.ndarray]:
+def read_word2vec_text(path, repeated_words: bool = False) -> tuple[list[str], np.ndarray]:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         # a row: a word of at least one character, then dim numbers of at least one digit, each
@@ -209,13 +210,15 @@ def read_word2vec_text(path) -> tuple[list[str], np.ndarray]:
             if rest.strip():
                 raise _more_rows(path, n, f"line {line} holds another")
             line += 1
-    _check_words(path, words, "lines", 2)
+    if not repeated_words:
+        _check_words(path, words, "lines", 2)
     _check_finite(path, vectors, 2)
     return words, vectors
 
 
-def read_vectors(path) -> tuple[list[str], np.ndarray]:
-    """Any word2vec file, text or binary (told apart by the bytes after the header)."""
+def read_vectors(path, repeated_words: bool = False) -> tuple[list[str], np.ndarray]:
+    """Any word2vec file, text or binary (told apart by the bytes after the header). A word that
+    appears twice is a DamagedFileError unless ``repeated_words`` (the caller picks a row)."""
     with open(path, "rb") as fh:
         fh.readline()
         first = fh.readline(1 << 22)
@@ -225,4 +228,4 @@ def read_vectors(path) -> tuple[list[str], np.ndarray]:
         binary = len(line.split()) < 2
     except (UnicodeDecodeError, ValueError):
         binary = True
-    return read_word2vec_binary(path) if binary else read_word2vec_text(path)
+    return read_word2vec_binary(path, repeated_words) if binary else read_word2vec_text(path, repeated_words)
