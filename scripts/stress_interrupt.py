@@ -7,9 +7,10 @@ to an uninterrupted run, and no temporary file left once the run is finished.
 Every run is `w2v train CORPUS --workers 1 --seed 5` with a checkpoint every 0.3 s, in its own
 process group, signalled as a terminal does (the whole group). Moments are spread over the run's
 wall time from 0.3 s after its start (counting, encoding, training, the final writes; the first
-0.3 s are Python's and click's start, where a Ctrl-C is click's "Aborted!") and, for half of them,
-0-400 ms after the line `trained ...`, which is logged once training ended and before the
-checkpoint and the vectors are written. Outcomes:
+0.3 s are Python's and click's start, where a Ctrl-C is click's "Aborted!"), over the training
+time from the first log.jsonl line, and over the 400 ms after the line `trained ...`, which is
+logged once training ended and before the checkpoint and the vectors are written; a third of the
+moments each. Outcomes:
 
   complete   vectors.txt is there (and equal to the uninterrupted run's)
   resumed    a checkpoint: `w2v train --resume` finished it, equal to the uninterrupted run's
@@ -24,6 +25,7 @@ is on disk; kill -9 may leave "no run" only before the first checkpoint. Not par
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -40,7 +42,7 @@ W2V = [sys.executable, "-m", "w2v.cli"]
 # Python's own start and click's (before `w2v train` runs): a Ctrl-C there is click's "Aborted!"
 # (exit 1, nothing written); moments from the start begin after it
 STARTUP = 0.3
-ARGS = ["--workers", "1", "--seed", "5", "--epochs", "3", "--dim", "100", "--min-count", "2", "--no-cache"]
+ARGS = ["--workers", "1", "--seed", "5", "--epochs", "6", "--dim", "100", "--min-count", "2", "--no-cache"]
 
 
 def temporaries(directory: Path) -> list[str]:
@@ -69,10 +71,13 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def interrupt(proc: subprocess.Popen, kind: str, anchor: str, delay: float) -> list[str]:
-    """Wait for the anchor (the start, or the `trained` line), then ``delay`` seconds, then do
-    ``kind``; returns the stderr lines."""
+def interrupt(proc: subprocess.Popen, kind: str, anchor: str, delay: float, out: Path) -> list[str]:
+    """Wait for the anchor (the start, the first log.jsonl line, or the `trained` line), then
+    ``delay`` seconds, then do ``kind``; returns the stderr lines."""
     lines: list[str] = []
+    if anchor == "training":
+        while not (out / "log.jsonl").exists() and proc.poll() is None:
+            time.sleep(0.005)
     if anchor == "trained":
         for line in proc.stderr:
             lines.append(line.rstrip("\n"))
@@ -163,19 +168,21 @@ def main() -> int:
                        cwd=ROOT, check=True)
         wall = time.perf_counter() - t
     reference = (ref / "vectors.txt").read_bytes()
-    print(f"uninterrupted run: {wall:.2f} s wall; {a.moments} moments follow", flush=True)
+    training = json.loads((ref / "log.jsonl").read_text().splitlines()[-1])["seconds"]
+    print(f"uninterrupted run: {wall:.2f} s wall, {training:.2f} s training; {a.moments} moments follow", flush=True)
     rng = random.Random(a.seed)
     kinds = ["ctrl-c", "ctrl-c again and again", "kill -9"]
     outcomes: Counter = Counter()
     failures = 0
     for i in range(a.moments):
         kind = kinds[i % 3]
-        anchor = "start" if (i // 3) % 2 == 0 else "trained"
-        delay = rng.uniform(STARTUP, wall * 1.05) if anchor == "start" else rng.uniform(0, 0.4)
+        anchor = ("start", "training", "trained")[(i // 3) % 3]
+        delay = {"start": rng.uniform(STARTUP, wall * 1.05), "training": rng.uniform(0, training),
+                 "trained": rng.uniform(0, 0.4)}[anchor]
         out = work / f"run{i:03d}"
         shutil.rmtree(out, ignore_errors=True)
         proc = start(corpus, out, config)
-        lines = interrupt(proc, kind, anchor, delay)
+        lines = interrupt(proc, kind, anchor, delay, out)
         outcome, problem = check(kind, out, lines, proc.returncode, reference, corpus, config)
         outcomes[(kind, anchor, outcome)] += 1
         print(f"{i + 1:3d}  {kind:24s} {anchor:8s} +{delay:5.2f}s  exit {proc.returncode:4d}  {outcome}"
