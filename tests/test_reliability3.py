@@ -170,10 +170,11 @@ def test_an_error_before_training_leaves_no_directory(corpus, tmp_path):
 
 
 def test_a_run_that_diverges_to_nan_leaves_no_config_behind(corpus, tmp_path):
-    out = tmp_path / "nan"
+    out = tmp_path / "made" / "nan"
     result = invoke("train", corpus, "--output", out, *SMALL, "--alpha", "1e30")
     assert_one_line_error(result, "the loss became", "lower alpha")
-    assert not out.exists()
+    assert not (tmp_path / "made").exists()  # nor the parent it made
+    out = tmp_path / "nan"
     out.mkdir()  # a directory that was there stays, empty as it was
     assert_one_line_error(invoke("train", corpus, "--output", out, *SMALL, "--alpha", "1e30"), "the loss became")
     assert list(out.iterdir()) == []

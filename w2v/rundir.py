@@ -146,7 +146,7 @@ def open_run(out: Path, cfg: Config, corpus: list[str], overwrite: bool, log) ->
     """Create the directory if need be, take its lock, check again what it holds (a run may have
     ended meanwhile), clear an overwritten run's files and a killed run's temporaries, and write
     the config. Should that fail, a directory made here is removed again."""
-    created = not out.exists()
+    created = _first_missing(out)
     make_dir(out)
     lock = None
     try:
@@ -163,16 +163,31 @@ def open_run(out: Path, cfg: Config, corpus: list[str], overwrite: bool, log) ->
     except BaseException:
         if lock is not None:
             lock.release()
-        if created:
-            _remove_empty_dir(out)
+        _remove_empty_dirs(out, created)
         raise
 
 
-def _remove_empty_dir(out: Path) -> None:
-    try:
-        out.rmdir()
-    except OSError:  # not empty (someone else's files), or gone
-        pass
+def _first_missing(out: Path) -> Path | None:
+    """The outermost directory of ``out`` (itself or a parent) that does not exist yet."""
+    missing = None
+    for p in [out, *out.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _remove_empty_dirs(out: Path, top: Path | None) -> None:
+    """Remove ``out`` and its parents up to ``top`` (the directories a run made), while empty."""
+    if top is None:
+        return
+    for p in [out, *out.parents]:
+        try:
+            p.rmdir()
+        except OSError:  # not empty (someone else's files), or gone
+            return
+        if p == top:
+            return
 
 
 # bytes of one "%.9g" number and its separator in a text vectors file (13.6 measured on demo vectors)
@@ -207,10 +222,10 @@ class Run:
     """Files of one run directory, written atomically (temporary name, then rename)."""
 
     def __init__(self, out: Path, cfg: Config, corpus: list[str], lock: DirLock | None = None,
-                 log=lambda msg: None, fingerprint: list[dict] | None = None, created: bool = False):
+                 log=lambda msg: None, fingerprint: list[dict] | None = None, created: Path | None = None):
         self.out, self.cfg, self.corpus = out, cfg, corpus
         self.lock, self.log = lock, log
-        self.created = created  # this run made the directory
+        self.created = created  # the outermost directory this run made (out or a parent), None: none
         self.fingerprint = fingerprint if fingerprint is not None else corpus_fingerprint(corpus)
         self.saved_words: int | None = None  # words done at the last checkpoint on disk
         self._log_failed = False
@@ -228,8 +243,7 @@ class Run:
             return
         for name in ("config.yaml", "log.jsonl"):
             (self.out / name).unlink(missing_ok=True)
-        if self.created:
-            _remove_empty_dir(self.out)
+        _remove_empty_dirs(self.out, self.created)
 
     def log_line(self, record: dict) -> None:
         if self._log_failed:
