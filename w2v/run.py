@@ -82,10 +82,7 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
         f"{len(dataset.vocab):,} words")
     if dataset.stats.get("invalid_utf8"):
         log(f"warning: replaced {dataset.stats['invalid_utf8']} invalid UTF-8 sequence(s) by U+FFFD")
-    if dataset.stats.get("long_words"):
-        log(f"warning: left out of the vocabulary {dataset.stats['long_words']:,} distinct token(s) longer than "
-            f"{MAX_WORD_BYTES} bytes ({dataset.stats['long_tokens']:,} occurrence(s)): not words, and "
-            "each would cost memory and disk")
+    _warn_long_words(dataset.stats, log)
     validate(cfg, len(dataset.vocab))
     check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
     if out is not None:
@@ -164,6 +161,8 @@ def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: di
     (``resume``: the corpus fingerprint and the checkpoint's path and stat, as ``resume`` read them)."""
     trainer = RayTrainer(corpus, cfg, log, checkpoint=ck)
     try:
+        if ck is None:
+            _warn_long_words(trainer.dataset.stats, log)
         if ck is not None:
             check_corpus_vocab(corpus, trainer.dataset.vocab.words, trainer.dataset.n_words, ck)
             trainer.load_state(ck)
@@ -182,6 +181,13 @@ def _train_ray(corpus, cfg: Config, out: Path | None, show_progress, log, ck: di
             return _train(trainer, run, show_progress, log, signals)
     finally:
         trainer.close()
+
+
+def _warn_long_words(stats: dict, log) -> None:
+    if stats.get("long_words"):
+        log(f"warning: left out of the vocabulary {stats['long_words']:,} distinct token(s) longer than "
+            f"{MAX_WORD_BYTES} bytes ({stats['long_tokens']:,} occurrence(s)): not words, and each would cost "
+            "memory and disk")
 
 
 def _check_not_interrupted(signals: StopSignals, log) -> None:
