@@ -93,6 +93,41 @@ def test_float16_rounding_moves_scores_by_far_less_than_the_shown_decimals(page,
     assert err.max() < 1e-3 and np.median(err) < 2e-4
 
 
+@pytest.fixture(scope="module")
+def crowded_page(tmp_path_factory):
+    """Random vectors, whose neighbours' scores lie close together: float16 alone would order
+    some of them otherwise than the float32 file."""
+    from w2v.io import write_word2vec_text
+
+    base = tmp_path_factory.mktemp("crowded")
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(3000)]
+    write_word2vec_text(base / "vectors.txt", words, rng.standard_normal((3000, 32)).astype(np.float32))
+    result = invoke("report", base / "vectors.txt", "--output", base / "page.html", "--map", "pca")
+    assert result.exit_code == 0, result.output
+    return base / "vectors.txt", base / "page.html"
+
+
+def test_where_float16_would_reorder_neighbours_the_page_holds_the_exact_list(crowded_page):
+    """The page's search, done here as its script does it, lists every word's 10 nearest exactly
+    as w2v similar (Vectors.most_similar) does."""
+    vectors, page = crowded_page
+    data = page_data(page)
+    vecs = Vectors.load(vectors)
+    units = decoded_units(data)
+    assert 10 <= len(data["exact"]) < 600  # some, not most
+    for i, word in enumerate(vecs.words):
+        expected = vecs.most_similar(word, 10)
+        if str(i) in data["exact"]:
+            got = [(vecs.words[j], s) for j, s in data["exact"][str(i)]]
+        else:
+            sims = units @ units[i]
+            sims[i] = -np.inf
+            got = [(vecs.words[j], sims[j]) for j in np.argsort(-sims)[:10]]
+        assert [w for w, _ in got] == [w for w, _ in expected], word
+        assert np.allclose([s for _, s in got], [s for _, s in expected], atol=2e-4)
+
+
 def test_words_limits_the_page_and_a_vectors_file_alone_needs_output(tiny_run, tmp_path):
     out = tmp_path / "page.html"
     result = invoke("report", tiny_run / "vectors.txt", "--output", out, "--words", 50, "--map", "pca")
@@ -293,3 +328,18 @@ def test_screenshot_for_people(loaded):
     assert loaded.save_screenshot(str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"
     print(f"screenshot of the page: {path}")
+
+
+def test_search_uses_the_exact_lists_where_float16_would_reorder(browser, crowded_page):
+    """Runs last: it leaves the browser on another page."""
+    vectors, page = crowded_page
+    browser.get(page.as_uri())
+    fixed = [page_data(page)["words"][int(i)] for i in list(page_data(page)["exact"])[:3]]
+    box = browser.find_element("id", "search")
+    for word in fixed:
+        expected = cli_list(invoke("similar", vectors, word).output)
+        box.clear()
+        box.send_keys(word + "\n")
+        got = shown(browser, "#neighbours li")
+        assert [w for w, _ in got] == [w for w, _ in expected], word
+        assert np.allclose([s for _, s in got], [s for _, s in expected], atol=6e-4), word

@@ -85,6 +85,59 @@ def layout(vectors: np.ndarray, method: str | None, log=lambda msg: None) -> tup
     return xy, "pca", f"PCA of the vectors ({share:.0%} of the variance)"
 
 
+EXACT_K = 10  # neighbours the page holds exactly where its float16 vectors would order them otherwise
+
+
+def _float16_units(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The page's vectors (unit rows rounded to float16) and, as its script computes with them,
+    renormalised in float64."""
+    f16 = _unit(vectors).astype("<f2")
+    units = f16.astype(np.float64)
+    norms = np.linalg.norm(units, axis=1, keepdims=True)
+    return f16, np.divide(units, norms, out=np.zeros_like(units), where=norms > 0)
+
+
+def _top_rows(sims: np.ndarray, k: int) -> np.ndarray:
+    part = np.argpartition(-sims, k, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def exact_neighbours(words: list[str], vectors: np.ndarray, units: np.ndarray, k: int = EXACT_K,
+                     block: int = 1024) -> dict[int, list]:
+    """Where the page's float16 vectors would list a word's k nearest words otherwise than
+    ``w2v.evaluate.Vectors.most_similar`` among the page's words (two scores within the rounding,
+    about 1e-4, swapped; 2% of words on big.txt's vectors): {id: [[neighbour id, score], ...]}
+    from the float32 vectors, which the page shows instead."""
+    from .evaluate import Vectors
+
+    n = len(words)
+    k = min(k, n - 1)
+    if k < 1:
+        return {}
+    vecs = Vectors(words, vectors)
+    exact_units = (vecs.vectors / np.where(vecs.norms > 0, vecs.norms, 1)[:, None]).astype(np.float32)
+    fixes = {}
+    for lo in range(0, n, block):
+        rows = np.arange(lo, min(lo + block, n))
+        approx = units[rows] @ units.T
+        approx[np.arange(len(rows)), rows] = -np.inf
+        exact = exact_units[rows] @ exact_units.T
+        exact[np.arange(len(rows)), rows] = -np.inf
+        a_top = _top_rows(approx, k)
+        e_top = _top_rows(exact, min(k + 1, n - 1))
+        e_scores = np.take_along_axis(exact, e_top, axis=1)
+        # unsure: an order differs, or two of the k+1 best are closer than float32 rounding can tell
+        close = (np.diff(-e_scores, axis=1) < 1e-5).any(axis=1)
+        for r in np.flatnonzero((a_top != e_top[:, :k]).any(axis=1) | close):
+            i = int(rows[r])
+            best = vecs.most_similar(words[i], k)
+            ids = [vecs.index[w] for w, _ in best]
+            if ids != a_top[r].tolist():
+                fixes[i] = [[j, round(score, 7)] for j, (_, score) in zip(ids, best, strict=True)]
+    return fixes
+
+
 def _figures(src) -> list[list[str]]:
     rows = [["vocabulary", f"{len(src.words):,} words"], ["dimension", str(src.vectors.shape[1])],
             ["vectors from", src.vectors_from], ["state", src.state]]
@@ -132,6 +185,7 @@ def page_data(src, n_words: int, method: str | None, run_eval: bool = False, log
     top = min(n_words, len(src.words))
     vectors = np.asarray(src.vectors[:top], np.float32)
     xy, used, note = layout(vectors, method, log)
+    f16, units = _float16_units(vectors)
     xy = np.asarray(xy, np.float64)
     xy -= (xy.max(axis=0) + xy.min(axis=0)) / 2
     xy /= max(float(np.abs(xy).max()), 1e-12)  # into [-1, 1]
@@ -141,7 +195,8 @@ def page_data(src, n_words: int, method: str | None, run_eval: bool = False, log
         "name": src.name, "state": src.state, "vectors_from": src.vectors_from,
         "vocab_size": len(src.words), "n": top, "dim": int(vectors.shape[1]),
         "words": src.words[:top], "counts": src.counts[:top] if src.counts is not None else None,
-        "vectors_f16": _b64(_unit(vectors), "<f2"), "xy_f32": _b64(xy, "<f4"),
+        "vectors_f16": _b64(f16, "<f2"), "xy_f32": _b64(xy, "<f4"),
+        "exact_k": EXACT_K, "exact": exact_neighbours(src.words[:top], vectors, units),
         "map_method": used, "map_note": note,
         "records": records, "config": src.config, "figures": _figures(src), "eval": evaluation,
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

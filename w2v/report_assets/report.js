@@ -62,6 +62,17 @@
     return best.map(([score, j]) => ({ word: words[j], id: j, score }));
   }
 
+  // a word's k nearest: from the float16 vectors, except where the page holds the float32 list
+  // (D.exact: words whose first D.exact_k neighbours the rounding would order otherwise)
+  function neighbours(i, k) {
+    const fix = D.exact[String(i)];
+    if (!fix) return nearest([i], [], k);
+    const head = fix.slice(0, k).map(([j, score]) => ({ word: words[j], id: j, score }));
+    if (k <= head.length) return head;
+    const taken = new Set(head.map((r) => r.id));
+    return head.concat(nearest([i], [], k + head.length).filter((r) => !taken.has(r.id)).slice(0, k - head.length));
+  }
+
   const $ = (id) => document.getElementById(id);
   const message = $("message");
   function unknown(w) {
@@ -91,7 +102,7 @@
     const w = $("search").value.trim(), list = $("neighbours");
     if (!w) { fill(list, []); message.textContent = ""; highlight(null, []); return; }
     if (!index.has(w)) { fill(list, []); message.textContent = unknown(w); highlight(null, []); return; }
-    const i = index.get(w), results = nearest([i], [], kValue());
+    const i = index.get(w), results = neighbours(i, kValue());
     message.textContent = "";
     fill(list, results);
     highlight(i, results.map((r) => r.id));
