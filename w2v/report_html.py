@@ -201,7 +201,7 @@ def page_data(src, n_words: int, method: str | None, run_eval: bool = False, log
         "name": src.name, "state": src.state, "vectors_from": src.vectors_from,
         "vocab_size": len(src.words), "n": top, "dim": int(vectors.shape[1]),
         "words": src.words[:top], "counts": src.counts[:top] if src.counts is not None else None,
-        "vectors_f16": _b64(f16, "<f2"), "xy_f32": _b64(xy, "<f4"),
+        "vectors_f16": _b64(f16, "<f2"), "xy_u16": _b64(np.rint((xy + 1) * 32767.5), "<u2"),
         "exact_k": EXACT_K, "exact": exact_neighbours(src.words[:top], vectors, units),
         "map_method": used, "map_note": note,
         "records": records, "config": src.config, "figures": _figures(src), "eval": evaluation,

@@ -35,7 +35,12 @@
       if (norm > 0) for (let d = 0; d < DIM; d++) unit[i * DIM + d] /= norm;
     }
   }
-  const xy = new Float32Array(bytes(D.xy_f32).buffer);
+  // map positions in [-1, 1], sent as 16-bit steps
+  const xy = new Float64Array(2 * N);
+  {
+    const raw = bytes(D.xy_u16), view = new DataView(raw.buffer);
+    for (let i = 0; i < 2 * N; i++) xy[i] = view.getUint16(2 * i, true) / 32767.5 - 1;
+  }
 
   // ---- neighbours and analogies (3CosAdd)
   function nearest(positive, negative, k) {
