@@ -223,10 +223,12 @@ def make_report(source, output=None, n_words: int | None = None, method: str | N
     ``method``: the page's map, tsne, umap or pca (default: tsne when openTSNE is installed).
     ``run_eval``: evaluate the vectors with the shipped analogy and similarity sets for the page.
     """
+    if not html and output is not None and Path(output).suffix.lower() in (".html", ".htm"):
+        raise OutputError(f"--no-html writes only the PNG: give --output a .png name, not {output}")
+    if not Path(source).is_dir() and Path(source).exists() and (not html or output is None):
+        raise OutputError("a vectors file alone gives a page only: give --output PAGE.html (and no --no-html)")
     src = load_source(source)
     written = []
-    if src.run_dir is None and (not html or output is None):
-        raise OutputError("a vectors file alone gives a page only: give --output PAGE.html (and no --no-html)")
     if src.run_dir is not None:
         png = Path(output) if (output and not html) else src.run_dir / "report.png"
         png_words = (n_words or 100) if not html else min(n_words or 100, 100)

@@ -164,16 +164,20 @@
       return true;
     };
     const special = new Set(near); if (focus !== null) special.add(focus);
-    const label = (i, color, bold) => {
-      ctx.font = (bold ? "bold " : "") + "11px system-ui, sans-serif";
-      const x = pts[2 * i] + 4, y = pts[2 * i + 1], width = ctx.measureText(words[i]).width;
-      if (!take(x, y, width) && !bold) return;
+    const label = (i, color) => {  // a highlighted word: beside its point, above or below it if taken
+      ctx.font = "bold 11px system-ui, sans-serif";
+      const x = pts[2 * i] + 5, width = ctx.measureText(words[i]).width;
+      let y = pts[2 * i + 1];
+      for (const dy of [0, -cell, cell, -2 * cell, 2 * cell]) {
+        if (take(x, pts[2 * i + 1] + dy, width)) { y = pts[2 * i + 1] + dy; break; }
+      }
+      ctx.lineWidth = 3; ctx.strokeStyle = "rgba(255, 255, 255, 0.9)"; ctx.strokeText(words[i], x, y);
       ctx.fillStyle = color; ctx.fillText(words[i], x, y);
     };
     for (const i of special) {
       ctx.fillStyle = i === focus ? "#c2410c" : "#2563eb";
       ctx.beginPath(); ctx.arc(pts[2 * i], pts[2 * i + 1], 4, 0, 2 * Math.PI); ctx.fill();
-      label(i, i === focus ? "#c2410c" : "#1d4ed8", true);
+      label(i, i === focus ? "#c2410c" : "#1d4ed8");
     }
     let shown = 0;
     for (let i = 0; i < N && shown < 400; i++) {
@@ -291,10 +295,11 @@
       c.beginPath(); c.moveTo(left, py(y)); c.lineTo(w - right, py(y)); c.stroke();
       c.fillText(Number(y.toPrecision(3)).toString(), left - 4, py(y));
     }
-    c.textAlign = "center"; c.textBaseline = "top";
+    c.textBaseline = "top";
     for (let t = 0; t <= 4; t++) {
       const x = x0 + (x1 - x0) * t / 4;
-      c.fillText(`${Number((x / 1e6).toPrecision(3))}M`, px(x), h - bottom + 6);
+      c.textAlign = t === 0 ? "left" : t === 4 ? "right" : "center";
+      c.fillText(`${Number((x / 1e6).toPrecision(3))}M${t === 4 ? " words" : ""}`, px(x), h - bottom + 6);
     }
     c.strokeStyle = color; c.lineWidth = 1.6; c.beginPath();
     pts.forEach(([x, y], i) => (i ? c.lineTo(px(x), py(y)) : c.moveTo(px(x), py(y))));
