@@ -173,6 +173,8 @@ def test_no_html_keeps_only_the_png(tiny_run, tmp_path):
     result = invoke("report", run, "--no-html")
     assert result.exit_code == 0, result.output
     assert (run / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (run / "report.html").exists()
+    result = invoke("report", run, "--no-html", "--output", run / "page.html")
+    assert result.exit_code != 0 and "--no-html writes only the PNG" in result.output
 
 
 def test_without_the_report_extra_the_map_is_pca_and_says_so(tiny_run, tmp_path, monkeypatch):
