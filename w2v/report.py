@@ -157,7 +157,7 @@ def load_source(source) -> Source:
             state = f"training now: the vectors of {path.name}"
         elif path.name == _PARTIAL:
             state = "stopped before the end: the vectors so far (vectors.partial.txt)"
-        elif path.name == _CHECKPOINT:
+        elif path.name == _CHECKPOINT and not (source / "vectors.tsv").is_file():  # (projector format: finished)
             state = "unfinished: vectors of the last checkpoint"
         else:
             state = "finished"
