@@ -7,6 +7,7 @@ page in tests/artifacts/report-page.png for people to look at.
 
 import base64
 import json
+import os
 import re
 import shutil
 import sys
@@ -151,6 +152,15 @@ def test_a_run_still_training_shows_its_checkpoint_or_partial_vectors(tiny_run, 
     assert result.exit_code == 0, result.output
     data = page_data(run / "report.html")
     assert data["vectors_from"] == "checkpoint.npz" and "unfinished" in data["state"]
+    fcntl = pytest.importorskip("fcntl")
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running w2v train holds
+        result = invoke("report", run, "--map", "pca")
+        assert result.exit_code == 0, result.output
+        assert page_data(run / "report.html")["state"] == "training now: the vectors of checkpoint.npz"
+    finally:
+        os.close(fd)
     assert data["words"][:10] == Vectors.load(tiny_run / "vectors.txt").words[:10]
     (run / "checkpoint.npz").unlink()
     shutil.copy(tiny_run / "vectors.txt", run / "vectors.partial.txt")
