@@ -396,29 +396,46 @@ def export(source, to, out, which, limit):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("source", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="PNG to write [default: RUN_DIR/report.png]")
-@click.option("--words", "n_words", default=100, show_default=True, type=click.IntRange(min=2),
-              help="most frequent words on the PCA map")
-def report(run_dir, output, n_words):
-    """A PNG of a run: loss and learning rate over training, and a 2-D PCA map of frequent words.
+              help="the page to write [default: SOURCE/report.html]; needed for a vectors file; "
+                   "with --no-html the PNG [default: SOURCE/report.png]")
+@click.option("--words", "n_words", default=None, type=click.IntRange(min=2),
+              help="the most frequent words on the page (map, search, analogies) [default: 5000]; "
+                   "the PNG labels 100 of them (with --no-html: N, default 100)")
+@click.option("--map", "method", type=click.Choice(["tsne", "umap", "pca"]), default=None,
+              help="the page's map [default: tsne with the report extra installed, else pca]")
+@click.option("--eval", "run_eval", is_flag=True,
+              help="evaluate the vectors (data/'s analogy and similarity sets) for the page; without it the "
+                   "page shows SOURCE/eval.json when there (w2v eval --json's output)")
+@click.option("--no-html", "no_html", is_flag=True, help="only the PNG")
+def report(source, output, n_words, method, run_eval, no_html):
+    """A page to explore SOURCE (a run directory, even one still training, or a vectors file) and a PNG.
 
-    Needs matplotlib (pip install 'w2v[report]'); draws without a screen.
+    For a run directory writes SOURCE/report.html, one self-contained page that opens offline (a map
+    of the most frequent words to zoom and hover, nearest-word search, analogies, the loss and
+    learning-rate curves, the config and figures of the run), and SOURCE/report.png (loss, learning
+    rate, a PCA map). For a vectors file alone, the page only: give --output PAGE.html. Needs the
+    report extra (pip install 'w2v[report]') for the PNG and the t-SNE map.
 
     \b
-    Example:
-      w2v report w2v-run && xdg-open w2v-run/report.png
+    Examples:
+      w2v report w2v-run && xdg-open w2v-run/report.html
+      w2v report w2v-run --words 10000 --eval
+      w2v report vectors.bin --output vectors.html --map pca
+      w2v report w2v-run --no-html --words 300     # report.png only
     """
+    from .report import make_report
+
+    log = lambda msg: click.echo(f"w2v report: {msg}", err=True)  # noqa: E731
     try:
-        from .report import make_report
-    except ImportError:
-        _fail("w2v report needs matplotlib: pip install 'w2v[report]'")
-    try:
-        path = make_report(run_dir, output, n_words)
+        paths = make_report(source, output, n_words, method, html=not no_html, run_eval=run_eval, log=log)
+    except ImportError as e:
+        _fail(f"w2v report needs the report extra ({e.name or e}): pip install 'w2v[report]'")
     except _user_errors() as e:
         _fail(str(e))
-    click.echo(f"wrote {path}", err=True)
+    for path in paths:
+        click.echo(f"wrote {path}", err=True)
 
 
 def _load_vectors(path):
