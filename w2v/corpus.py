@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def _open_binary(path: Path):
 def iter_segments(paths, lowercase: bool = False, chunk_bytes: int = 1 << 20,
                   stats: ReadStats | None = None, mode: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
     """Yield ``(tokens, ends_sentence)``; joining all segments gives ``text.split()`` per file
-    (``mode`` "words": ``tokenize.words_reference``). The Python reference of w2v.tokenize."""
+    (``mode`` "words": ``words_reference``). The Python reference of w2v.tokenize."""
     stats = stats if stats is not None else ReadStats()
     for path in corpus_files(paths):
         stats.files += 1
@@ -97,18 +98,42 @@ def _refuse_binary(path, head: bytes, invalid: int) -> None:
                           "w2v reads UTF-8 text")
 
 
-def _words_split(text: str, lowercase: bool) -> list[str]:
-    from .tokenize import words_reference  # the reference lives beside the kernel it checks
+JOINERS = "'\u2019-\u2010\u2011"  # apostrophes and hyphens that stay inside a word (tokenize: words)
 
-    tokens = words_reference(text)
+
+def is_word_char(ch: str) -> bool:
+    """A character of a word in ``--tokenize words``: a letter, mark or number, or ``_``."""
+    return ch == "_" or unicodedata.category(ch)[0] in "LMN"
+
+
+def words_reference(text: str) -> list[str]:
+    """``--tokenize words`` in plain Python on decoded text: maximal runs of word characters,
+    an apostrophe or hyphen between two of them kept inside (the reference of w2v.tokenize)."""
+    tokens, cur, pending = [], [], ""
+    for ch in text:
+        if is_word_char(ch):
+            if pending:
+                cur.append(pending)
+                pending = ""
+            cur.append(ch)
+        elif ch in JOINERS and cur and not pending:
+            pending = ch
+        else:
+            if cur:
+                tokens.append("".join(cur))
+            cur, pending = [], ""
+    if cur:
+        tokens.append("".join(cur))
+    return tokens
+
+
+def split_line(line: str, mode: str = "whitespace", lowercase: bool = False) -> list[str]:
+    """The tokens of one decoded line: ``whitespace`` lowercases the text, then ``str.split()``s
+    it; ``words`` splits first, then lowercases each token."""
+    if mode == "whitespace":
+        return (line.lower() if lowercase else line).split()
+    tokens = words_reference(line)
     return [t.lower() for t in tokens] if lowercase else tokens
-
-
-def _words_continues(ch: str) -> bool:
-    """A character a word may still continue after (a word character or a joiner)."""
-    import unicodedata
-
-    return ch == "_" or ch in "'\u2019-\u2010\u2011" or unicodedata.category(ch)[0] in "LMN"
 
 
 def _file_segments(fh, path, lowercase, chunk_bytes, stats, mode="whitespace"):
@@ -143,16 +168,16 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats, mode="whitespace"):
         lines = text.split("\n")
         tail = lines.pop()  # text after the last newline: an unfinished line
         for line in lines:
-            tokens = _words_split(line, lowercase) if words else line.split()
+            tokens = split_line(line, mode, lowercase) if words else line.split()
             stats.lines += 1
             stats.tokens += len(tokens)
             yield tokens, True
         if words:
             cut = len(tail)
             if not final:  # the text after the last separator may continue in the next chunk
-                while cut and _words_continues(tail[cut - 1]):
+                while cut and (is_word_char(tail[cut - 1]) or tail[cut - 1] in JOINERS):
                     cut -= 1
-            tokens, carry = _words_split(tail[:cut], lowercase), tail[cut:]
+            tokens, carry = split_line(tail[:cut], mode, lowercase), tail[cut:]
         else:
             tokens = tail.split()
             if not final and tokens and not tail[-1].isspace():

@@ -21,8 +21,8 @@ Two modes (config ``tokenize``):
 - ``words``: a token is a maximal run of word characters -- letters, combining marks and numbers
   (Unicode categories L*, M*, N*) and ``_`` -- where an apostrophe (' or U+2019) or a hyphen (- or
   U+2010/U+2011) between two word characters stays inside the word (``don't``, ``well-known``).
-  Everything else (punctuation, symbols, whitespace, U+FFFD) separates. ``words_reference`` is its
-  reference.
+  Everything else (punctuation, symbols, whitespace, U+FFFD) separates. ``corpus.words_reference`` is
+  its reference.
 
 The classes of code points come from ``unicodedata`` of the running Python: a table of 0x110000
 bytes filled block by block (256 code points) the first time the kernel meets a block.
@@ -31,10 +31,7 @@ bytes filled block by block (256 code points) the first time the kernel meets a 
 from __future__ import annotations
 
 import codecs
-import gzip
-import os
 import threading
-import unicodedata
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,7 +40,17 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .corpus import ByteRange, CorpusError, ReadStats, _open_binary, _refuse_binary, corpus_files, split_ranges
+from .corpus import (
+    JOINERS,
+    ByteRange,
+    CorpusError,
+    ReadStats,
+    _open_binary,
+    _refuse_binary,
+    corpus_files,
+    is_word_char,
+    split_ranges,
+)
 
 MODES = ("whitespace", "words")
 SENTENCE_END = -1
@@ -52,7 +59,6 @@ _OOV = -2
 # code point classes (bits); 255 = not looked up yet
 _SPACE, _WORD, _JOIN = 1, 2, 4
 _UNKNOWN = 255
-_JOINERS = "'\u2019-\u2010\u2011"
 
 # kernel statuses
 _DONE, _NEED_BLOCK, _GROW_TABLE, _GROW_POOL = 0, 1, 2, 3
@@ -69,9 +75,9 @@ _classes_lock = threading.Lock()
 
 def _class_of(ch: str) -> int:
     flags = _SPACE if ch.isspace() else 0
-    if ch == "_" or unicodedata.category(ch)[0] in "LMN":
+    if is_word_char(ch):
         flags |= _WORD
-    if ch in _JOINERS:
+    if ch in JOINERS:
         flags |= _JOIN
     return flags
 
@@ -97,37 +103,6 @@ def word_class_table() -> np.ndarray:
         if _classes[block << 8] == _UNKNOWN:
             _fill_block(block)
     return _classes
-
-
-# --- the Python references -------------------------------------------------------------------
-
-def words_reference(text: str) -> list[str]:
-    """``--tokenize words`` in plain Python, on decoded text: what the kernel must produce."""
-    tokens, cur, pending = [], [], ""
-    for ch in text:
-        cat = unicodedata.category(ch)[0]
-        if ch == "_" or cat in "LMN":
-            if pending:
-                cur.append(pending)
-                pending = ""
-            cur.append(ch)
-        elif ch in _JOINERS and cur and not pending:
-            pending = ch
-        else:
-            if cur:
-                tokens.append("".join(cur))
-            cur, pending = [], ""
-    if cur:
-        tokens.append("".join(cur))
-    return tokens
-
-
-def split_reference(line: str, mode: str, lowercase: bool) -> list[str]:
-    """The tokens of one decoded line."""
-    if mode == "whitespace":
-        return (line.lower() if lowercase else line).split()
-    tokens = words_reference(line)
-    return [t.lower() for t in tokens] if lowercase else tokens
 
 
 # --- kernels ----------------------------------------------------------------------------------
