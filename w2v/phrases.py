@@ -28,8 +28,9 @@ Where this differs from word2phrase.c (tmikolov/word2vec):
 - word2phrase truncates words to 59 bytes and pairs to 59 bytes of ``a_b`` (different long
   pairs can then share one count); here words are whole.
 - word2phrase splits on space, tab and newline only (and drops carriage returns); here tokens are
-  ``w2v train``'s (``str.split()``'s, or with ``tokenize="words"`` words without punctuation). Output lines are the tokens joined by single spaces (the
-  C tool starts every line with a space); every line ends with a newline.
+  ``w2v train``'s (``str.split()``'s, or with ``tokenize="words"`` words without punctuation).
+  Output lines are the tokens joined by single spaces (the C tool starts every line with a space);
+  every line ends with a newline.
 - word2phrase computes the score in single precision; here in double (on big.txt the two join the
   same pairs).
 - word2phrase's table holds 350M words and pairs together before it prunes (so never, in

@@ -628,7 +628,10 @@ def tokenize(paths, lowercase: bool = False, mode: str = "whitespace", chunk_byt
             done = [f.result() for f in futures]
     else:
         done = [_scan_share(s, words, lowercase, chunk_bytes, per_range) for s in shares]
-    return _combine(done, lowercase, per_range)
+    tokens = _combine(done, lowercase, per_range)
+    if not per_range:
+        tokens.stats.files = len(files)  # empty files are in no share
+    return tokens
 
 
 def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
