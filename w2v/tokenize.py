@@ -116,15 +116,32 @@ def _mix(h):
 
 
 @njit(cache=True, nogil=True)
-def _find(pool, start, length, h, slots, hashes, offsets, n_ent):
-    """The slot of the entry with these bytes, or the empty slot where it goes."""
+def _key(pool, start, length):
+    """A token of at most 7 bytes packed with its length into one integer (0 for a longer one):
+    equal keys, equal tokens."""
+    if length > 7:
+        return np.uint64(0)
+    k = np.uint64(length) << np.uint64(56)
+    for j in range(length):
+        k |= np.uint64(pool[start + j]) << np.uint64(8 * j)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _find(pool, start, length, h, key, slots, stags, skeys, offsets):
+    """The slot of the entry with these bytes, or the empty slot where it goes. A slot holds the
+    entry's id, its hash and its key, read together: a short token is found without touching the
+    entry arrays or the byte pool."""
     mask = len(slots) - 1
     slot = np.int64(_mix(h) & np.uint64(mask))
     while True:
         e = slots[slot]
         if e < 0:
             return slot
-        if hashes[e] == h and offsets[e + 1] - offsets[e] == length:
+        if length <= 7:
+            if skeys[slot] == key:
+                return slot
+        elif stags[slot] == h and offsets[e + 1] - offsets[e] == length:
             a = offsets[e]
             same = True
             for k in range(length):
@@ -137,10 +154,11 @@ def _find(pool, start, length, h, slots, hashes, offsets, n_ent):
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf, n, final, words, lower, cls, st, out, slots, hashes, offsets, counts, pool):
+def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, stags, skeys, hashes, offsets, counts, pool):
     """Tokenise buf[st[_POS]:n] into ``out`` (entry ids, -1 at each newline) and the table.
 
-    Returns a status: _DONE (st[_POS] is where unconsumed bytes start: a token or a UTF-8 sequence
+    ``fold``: each ASCII byte as it goes into a token (lowercased or not). Returns a status: _DONE
+    (st[_POS] is where unconsumed bytes start: a token or a UTF-8 sequence
     that may continue in the next read; n when ``final``), or a reason to stop early that Python
     fixes before calling again from st[_POS] (an unclassified code point block, a full table or
     byte pool). Nothing is allocated here."""
@@ -165,6 +183,20 @@ def _scan(buf, n, final, words, lower, cls, st, out, slots, hashes, offsets, cou
     status = _DONE
     stop = n
     while True:
+        if in_tok and pend < 0:
+            # the common case, a run of ASCII bytes inside a token, in a loop of its own
+            while i < n:
+                b = buf[i]
+                if b >= 0x80 or base + tlen >= pool_cap:
+                    break
+                f = cls[b]
+                if (f & _SPACE) if not words else not (f & _WORD):
+                    break
+                c = fold[b]
+                pool[base + tlen] = c
+                tlen += 1
+                h = (h ^ np.uint64(c)) * _FNV_PRIME
+                i += 1
         commit = False
         newline = False
         bad = False
@@ -312,7 +344,8 @@ def _scan(buf, n, final, words, lower, cls, st, out, slots, hashes, offsets, cou
                     i += step
                     continue
         if commit:
-            slot = _find(pool, base, tlen, h, slots, hashes, offsets, n_ent)
+            key = _key(pool, base, tlen)
+            slot = _find(pool, base, tlen, h, key, slots, stags, skeys, offsets)
             e = slots[slot]
             if e < 0:
                 if n_ent >= max_ent:
@@ -321,6 +354,8 @@ def _scan(buf, n, final, words, lower, cls, st, out, slots, hashes, offsets, cou
                     break
                 e = n_ent
                 slots[slot] = e
+                stags[slot] = h
+                skeys[slot] = key
                 hashes[e] = h
                 counts[e] = 1
                 base += tlen
@@ -359,17 +394,20 @@ def _scan(buf, n, final, words, lower, cls, st, out, slots, hashes, offsets, cou
 
 
 @njit(cache=True, nogil=True)
-def _rehash(slots, hashes, n_ent):
+def _rehash(slots, stags, skeys, hashes, offsets, pool, n_ent):
     mask = len(slots) - 1
     for e in range(n_ent):
         slot = np.int64(_mix(hashes[e]) & np.uint64(mask))
         while slots[slot] >= 0:
             slot = (slot + 1) & mask
         slots[slot] = e
+        stags[slot] = hashes[e]
+        skeys[slot] = _key(pool, offsets[e], offsets[e + 1] - offsets[e])
 
 
 @njit(cache=True, nogil=True)
-def _merge(pool, offsets, hashes, counts, n_ent, gslots, ghashes, goffsets, gcounts, gpool, gstate, local_to_global):
+def _merge(pool, offsets, hashes, counts, n_ent, gslots, gtags, gkeys, ghashes, goffsets, gcounts, gpool, gstate,
+           local_to_global):
     """Add one share's table to the global one (entries in the share's order of first
     appearance, so global ids stay in corpus order). gstate: [entries, pool bytes]."""
     g_ent = gstate[0]
@@ -380,11 +418,14 @@ def _merge(pool, offsets, hashes, counts, n_ent, gslots, ghashes, goffsets, gcou
         gbase = goffsets[g_ent]
         for k in range(length):
             gpool[gbase + k] = pool[a + k]
-        slot = _find(gpool, gbase, length, hashes[e], gslots, ghashes, goffsets, g_ent)
+        key = _key(gpool, gbase, length)
+        slot = _find(gpool, gbase, length, hashes[e], key, gslots, gtags, gkeys, goffsets)
         g = gslots[slot]
         if g < 0:
             g = g_ent
             gslots[slot] = g
+            gtags[slot] = hashes[e]
+            gkeys[slot] = key
             ghashes[g] = hashes[e]
             gcounts[g] = counts[e]
             goffsets[g + 1] = gbase + length
@@ -423,6 +464,8 @@ def remap_reference(ids: np.ndarray, mapping: np.ndarray) -> np.ndarray:
 class _Table:
     def __init__(self, capacity: int = 1 << 14, pool_bytes: int = 1 << 16):
         self.slots = np.full(capacity, -1, dtype=np.int32)
+        self.stags = np.zeros(capacity, dtype=np.uint64)
+        self.skeys = np.zeros(capacity, dtype=np.uint64)
         self.hashes = np.zeros(capacity // 2 + 1, dtype=np.uint64)
         self.offsets = np.zeros(capacity // 2 + 2, dtype=np.int64)
         self.counts = np.zeros(capacity // 2 + 1, dtype=np.int64)
@@ -431,12 +474,14 @@ class _Table:
     def grow(self, n_ent: int) -> None:
         capacity = 2 * len(self.slots)
         self.slots = np.full(capacity, -1, dtype=np.int32)
+        self.stags = np.zeros(capacity, dtype=np.uint64)
+        self.skeys = np.zeros(capacity, dtype=np.uint64)
         for name in ("hashes", "offsets", "counts"):
             old = getattr(self, name)
             new = np.zeros(capacity // 2 + 1 + (name == "offsets"), dtype=old.dtype)
             new[:len(old)] = old
             setattr(self, name, new)
-        _rehash(self.slots, self.hashes, n_ent)
+        _rehash(self.slots, self.stags, self.skeys, self.hashes, self.offsets, self.pool, n_ent)
 
     def grow_pool(self) -> None:
         new = np.zeros(2 * len(self.pool), dtype=np.uint8)
@@ -495,6 +540,9 @@ class _Limited:
 def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_every_range: bool) -> _Share:
     share = _Share(_Table())
     table = share.table
+    fold = np.arange(128, dtype=np.uint8)
+    if lowercase:
+        fold[65:91] += 32
     st = np.zeros(_STATE, dtype=np.int64)
     for r in ranges:
         path = Path(r.path)
@@ -544,8 +592,8 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
                 st[_NOUT] = 0
                 st[_NENT] = share.n_ent
                 while True:
-                    status = _scan(buf, n, final, words, lowercase, _classes, st, out, table.slots, table.hashes,
-                                   table.offsets, table.counts, table.pool)
+                    status = _scan(buf, n, final, words, lowercase, _classes, fold, st, out, table.slots,
+                                   table.stags, table.skeys, table.hashes, table.offsets, table.counts, table.pool)
                     share.n_ent = int(st[_NENT])
                     if status == _DONE:
                         break
@@ -649,6 +697,8 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
     else:
         capacity = 1 << max(4, int(2 * total + 1).bit_length())
         gslots = np.full(capacity, -1, dtype=np.int32)
+        gtags = np.zeros(capacity, dtype=np.uint64)
+        gkeys = np.zeros(capacity, dtype=np.uint64)
         ghashes = np.zeros(total + 1, dtype=np.uint64)
         goffsets = np.zeros(total + 2, dtype=np.int64)
         gcounts = np.zeros(total + 1, dtype=np.int64)
@@ -658,8 +708,8 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
         for s in shares:
             t = s.table
             local = np.empty(max(1, s.n_ent), dtype=np.int32)
-            _merge(t.pool, t.offsets, t.hashes, t.counts, s.n_ent, gslots, ghashes, goffsets, gcounts, gpool,
-                   gstate, local)
+            _merge(t.pool, t.offsets, t.hashes, t.counts, s.n_ent, gslots, gtags, gkeys, ghashes, goffsets, gcounts,
+                   gpool, gstate, local)
             maps.append(local)
             s.table = None
         n = int(gstate[0])
