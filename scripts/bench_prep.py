@@ -5,7 +5,7 @@ with Numba's cache cold (compiled in the run) and warm; peak RSS of each.
     python scripts/bench_prep.py ../shared/corpora/big.txt --rounds 2
 
 Every measurement runs in a fresh process (so RSS is its own and a cold cache really is cold);
-the time is the preparation alone, after the imports (reported beside it). "numba" runs
+the time is the preparation alone, after the imports (reported beside it, with the RSS after them). "numba" runs
 ``dataset.prepare`` with a corpus cache in a fresh temporary directory (count, encode, write the
 cache, check it: what the first ``w2v train`` of a corpus does) and, with ``--no-cache``, in memory;
 "python" counts with ``corpus.iter_segments`` and a Counter and encodes with ``dataset._encode``
@@ -65,6 +65,36 @@ def child(args) -> None:
                       "rss_after_import_mib": rss_imported / 1024}))
 
 
+def punctuate(corpus: str, out: Path, limit_bytes: int) -> None:
+    """A raw-text look-alike of a normalised corpus (its first ``limit_bytes``): sentences
+    capitalised and ended by '.', commas, quotes, an apostrophe now and then (seeded)."""
+    import random
+
+    rng = random.Random(0)
+    with open(corpus, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        for line in src:
+            words = line.split()
+            cap = True
+            for i, w in enumerate(words):
+                if cap:
+                    w = w.capitalize()
+                    cap = False
+                r = rng.random()
+                if r < 0.08:
+                    w += ","
+                elif r < 0.14:
+                    w += "."
+                    cap = True
+                elif r < 0.16:
+                    w = f'"{w}"'
+                elif r < 0.17:
+                    w += "'s"
+                words[i] = w
+            dst.write(" ".join(words) + "\n")
+            if dst.tell() > limit_bytes:
+                break
+
+
 def measure(corpus, path, mode, threads, cache, numba_dir, chunk_bytes, lowercase) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_dir), PYTHONPATH=str(ROOT))
     cmd = [sys.executable, __file__, "--child", str(corpus), "--path", path, "--mode", mode,
@@ -84,6 +114,8 @@ def main():
     ap.add_argument("--chunk-bytes", type=int, default=1 << 20)
     ap.add_argument("--lowercase", action="store_true")
     ap.add_argument("--no-python", action="store_true", help="skip the old Python path (slow)")
+    ap.add_argument("--raw-mb", type=float, default=0,
+                    help="time a raw-text look-alike of the corpus's first N MB instead (punctuation, capitals)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--path", default="numba", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="whitespace", help=argparse.SUPPRESS)
@@ -95,11 +127,19 @@ def main():
     cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
         ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")),
         platform.processor())
-    print(f"corpus {args.corpus} ({Path(args.corpus).stat().st_size / 2**20:.1f} MiB); CPU {cpu}; "
+    from w2v.corpus import corpus_files
+
+    if args.raw_mb:
+        raw_dir = tempfile.TemporaryDirectory(prefix="w2v-bench-raw-")  # removed at exit
+        raw = Path(raw_dir.name) / "raw.txt"
+        punctuate(args.corpus, raw, int(args.raw_mb * 2**20))
+        args.corpus = str(raw)
+    size = sum(f.stat().st_size for f in corpus_files([args.corpus]))
+    print(f"corpus {args.corpus} ({size / 2**20:.1f} MiB); CPU {cpu}; "
           f"{os.cpu_count()} cores; load average before {os.getloadavg()[0]:.2f}")
     runs = []
     if not args.no_python:
-        runs += [("python", "whitespace", 1, False, "warm"), ("python", "words", 1, False, "warm")]
+        runs += [("python", "whitespace", 1, False, "warm")]  # (words in Python: a reference, minutes)
     for mode in ("whitespace", "words"):
         for threads in (1, 2):
             runs.append(("numba", mode, threads, True, "warm"))
@@ -108,7 +148,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="w2v-bench-numba-") as warm_dir:
         measure(args.corpus, "numba", "words", 1, False, warm_dir, 1 << 20, False)  # fill the warm cache
         print(f"{'path':7} {'tokenize':10} {'threads':>7} {'cache':>8} {'numba':>6} {'best s':>7} "
-              f"{'rounds s':>14} {'import s':>8} {'peak RSS MiB':>12} {'vocab':>7} {'ids':>10}  load")
+              f"{'rounds s':>14} {'import s':>8} {'RSS MiB':>7} {'peak RSS MiB':>12} {'vocab':>7} {'ids':>10}  load")
         for path, mode, threads, cache, numba_state in runs:
             results = []
             for _ in range(args.rounds):
@@ -118,9 +158,10 @@ def main():
                                            args.lowercase))
             best = min(results, key=lambda r: r["seconds"])
             rounds = ", ".join(f"{r['seconds']:.2f}" for r in results)
+            peak = max(r["peak_rss_mib"] for r in results)
             print(f"{path:7} {mode:10} {threads:>7} {'disk' if cache else 'memory':>8} {numba_state:>6} "
                   f"{best['seconds']:7.2f} {rounds:>14} "
-                  f"{best['import_s']:8.2f} {max(r['peak_rss_mib'] for r in results):12.0f} {best['vocab']:>7} "
+                  f"{best['import_s']:8.2f} {best['rss_after_import_mib']:7.0f} {peak:12.0f} {best['vocab']:>7} "
                   f"{best['n_ids']:>10}  {os.getloadavg()[0]:.2f}", flush=True)
 
 
