@@ -5,7 +5,8 @@ with Numba's cache cold (compiled in the run) and warm; peak RSS of each.
     python scripts/bench_prep.py ../shared/corpora/big.txt --rounds 2
 
 Every measurement runs in a fresh process (so RSS is its own and a cold cache really is cold);
-the time is the preparation alone, after the imports (reported beside it, with the RSS after them). "numba" runs
+the time is the preparation alone (wall; "cpu s": CPU time of all its threads, which a loaded
+machine does not inflate as much), after the imports (reported beside it, with the RSS after them). "numba" runs
 ``dataset.prepare`` with a corpus cache in a fresh temporary directory (count, encode, write the
 cache, check it: what the first ``w2v train`` of a corpus does) and, with ``--no-cache``, in memory;
 "python" counts with ``corpus.iter_segments`` and a Counter and encodes with ``dataset._encode``
@@ -41,7 +42,7 @@ def child(args) -> None:
     cache = tempfile.mkdtemp(prefix="w2v-bench-prep-") if args.cache else ""
     cfg = Config(tokenize=args.mode, workers=args.threads, cache_dir=cache, min_count=5,
                  chunk_bytes=args.chunk_bytes, lowercase=args.lowercase)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     if args.path == "python":
         from collections import Counter
 
@@ -56,11 +57,11 @@ def child(args) -> None:
     else:
         ds = prepare([args.corpus], cfg)
         vocab, n_ids = ds.vocab, len(ds.ids)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     if cache:
         import shutil
         shutil.rmtree(cache, ignore_errors=True)
-    print(json.dumps({"seconds": seconds, "import_s": imported, "vocab": len(vocab), "n_ids": n_ids,
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "import_s": imported, "vocab": len(vocab), "n_ids": n_ids,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "rss_after_import_mib": rss_imported / 1024}))
 
@@ -148,7 +149,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="w2v-bench-numba-") as warm_dir:
         measure(args.corpus, "numba", "words", 1, False, warm_dir, 1 << 20, False)  # fill the warm cache
         print(f"{'path':7} {'tokenize':10} {'threads':>7} {'cache':>8} {'numba':>6} {'best s':>7} "
-              f"{'rounds s':>14} {'import s':>8} {'RSS MiB':>7} {'peak RSS MiB':>12} {'vocab':>7} {'ids':>10}  load")
+              f"{'rounds s':>14} {'cpu s':>6} {'import s':>8} {'RSS MiB':>7} {'peak RSS MiB':>12} {'vocab':>7} "
+              f"{'ids':>10}  load")
         for path, mode, threads, cache, numba_state in runs:
             results = []
             for _ in range(args.rounds):
@@ -160,7 +162,7 @@ def main():
             rounds = ", ".join(f"{r['seconds']:.2f}" for r in results)
             peak = max(r["peak_rss_mib"] for r in results)
             print(f"{path:7} {mode:10} {threads:>7} {'disk' if cache else 'memory':>8} {numba_state:>6} "
-                  f"{best['seconds']:7.2f} {rounds:>14} "
+                  f"{best['seconds']:7.2f} {rounds:>14} {best['cpu_s']:6.2f} "
                   f"{best['import_s']:8.2f} {best['rss_after_import_mib']:7.0f} {peak:12.0f} {best['vocab']:>7} "
                   f"{best['n_ids']:>10}  {os.getloadavg()[0]:.2f}", flush=True)
 
