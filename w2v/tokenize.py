@@ -10,8 +10,14 @@ share per thread; a share's words are merged into one table afterwards, in corpu
 and counts are those of one pass over the whole corpus whatever the number of threads.
 
 Words become Python strings once each, not once per token: a vocabulary decodes only the words it
-keeps. With ``lowercase`` a token holding non-ASCII letters is lowercased in Python (``str.lower``,
-one call per distinct word, not per token) and words that then coincide are merged.
+keeps. With ``lowercase``, the kernel lowercases ASCII letters; when a token holds a non-ASCII
+character, every distinct token is decoded once and the non-ASCII ones are lowercased by Python
+(``str.lower``: Unicode rules, ``İ`` and final sigma included), and tokens that then coincide are
+merged (their first appearance is the first of them).
+
+The id stream is held in memory (4 bytes a token, in blocks of one read each) until the caller
+writes it to the corpus cache or concatenates it. ``max_vocab_size`` (pruning while counting) is
+not done here: vocab.count_words and dataset.prepare take the Python path for it.
 
 Two modes (config ``tokenize``):
 
