@@ -279,3 +279,38 @@ def test_100_mb_single_line(tmp_path):
             fh.write(" ".join(rng.choice(words, 100_000).tolist()) + " ")
     for mode, threads in (("whitespace", 2), ("words", 1)):
         assert_same([f], threads=threads, mode=mode, lowercase=True)
+
+
+def test_damaged_gz_is_one_error_line(tmp_path):
+    data = gzip.compress(b"some words here\n" * 5000)
+    f = tmp_path / "cut.txt.gz"
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorpusError, match="cannot read"):
+        list(iter_segments([f]))
+    with pytest.raises(CorpusError, match="cannot read"):
+        tokenize([f], threads=2)
+
+
+def test_phrases_honour_tokenize_words(tmp_path):
+    from w2v.phrases import detect
+
+    f = tmp_path / "raw.txt"
+    f.write_text("I love New York. New York, they say!\n" * 20 + "a new day in york\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    detect([f], out, min_count=1, threshold=1, lowercase=True, tokenize="words")
+    first = out.read_text(encoding="utf-8").splitlines()[0].split()
+    assert first.count("new_york") == 2 and not any(c in " ".join(first) for c in ".,!")
+    detect([f], out, min_count=1, threshold=1, lowercase=True)
+    assert "york." in out.read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_train_records_tokenize(tmp_path):
+    f = tmp_path / "raw.txt"
+    f.write_text('The whale, the Whale. "Whale!" A ship; the sea.\n' * 50, encoding="utf-8")
+    result = CliRunner().invoke(main, ["train", str(f), "--output", str(tmp_path / "run"), "--tokenize", "words",
+                                       "--min-count", "1", "--epochs", "1", "--workers", "1", "--no-cache", "-q",
+                                       "--num-sampled", "2", "--dim", "8"])
+    assert result.exit_code == 0, result.output
+    assert "tokenize: words" in (tmp_path / "run" / "config.yaml").read_text()
+    words = [line.split()[0] for line in (tmp_path / "run" / "vocab.txt").read_text().splitlines()]
+    assert sorted(words) == ["A", "The", "Whale", "sea", "ship", "the", "whale"]
