@@ -133,34 +133,60 @@ def _key(pool, start, length):
     return k
 
 
+_LONG = np.uint64(1 << 63)  # marks a slot's first word as the hash of a token of 8 bytes or more
+_LOW = np.uint64(0xFFFFFFFF)
+
+
 @njit(cache=True, nogil=True)
-def _find(pool, start, length, h, key, slots, stags, skeys, offsets):
-    """The slot of the entry with these bytes, or the empty slot where it goes. A slot holds the
-    entry's id, its hash and its key, read together: a short token is found without touching the
-    entry arrays or the byte pool."""
-    mask = len(slots) - 1
+def _first(key, h, length):
+    """A slot's first word: the key of a short token, the hash (top bit set) of a longer one."""
+    return key if length <= 7 else h | _LONG
+
+
+@njit(cache=True, nogil=True)
+def _find(pool, start, length, h, key, slots, offsets):
+    """The slot of the entry with these bytes, or the empty slot where it goes. Slot s is
+    slots[2s] (``_first``) and slots[2s+1] (entry id + 1 in the low 32 bits, 0 when empty; the hash's
+    high 32 bits above), read together: a short token is found without touching the entry arrays
+    or the byte pool."""
+    mask = (len(slots) >> 1) - 1
+    first = _first(key, h, length)
+    tag = h & ~_LOW
     slot = np.int64(_mix(h) & np.uint64(mask))
     while True:
-        e = slots[slot]
-        if e < 0:
+        m = slots[2 * slot + 1]
+        if m == 0:
             return slot
-        if length <= 7:
-            if skeys[slot] == key:
+        if slots[2 * slot] == first and (m & ~_LOW) == tag:
+            if length <= 7:
                 return slot
-        elif stags[slot] == h and offsets[e + 1] - offsets[e] == length:
-            a = offsets[e]
-            same = True
-            for k in range(length):
-                if pool[a + k] != pool[start + k]:
-                    same = False
-                    break
-            if same:
-                return slot
+            e = np.int64(m & _LOW) - 1
+            if offsets[e + 1] - offsets[e] == length:
+                a = offsets[e]
+                same = True
+                for k in range(length):
+                    if pool[a + k] != pool[start + k]:
+                        same = False
+                        break
+                if same:
+                    return slot
         slot = (slot + 1) & mask
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, stags, skeys, hashes, offsets, counts, pool):
+def _entry(slots, slot):
+    """The entry id in a slot, -1 if it is empty."""
+    return np.int64(slots[2 * slot + 1] & _LOW) - 1
+
+
+@njit(cache=True, nogil=True)
+def _put(slots, slot, e, h, key, length):
+    slots[2 * slot] = _first(key, h, length)
+    slots[2 * slot + 1] = np.uint64(e + 1) | (h & ~_LOW)
+
+
+@njit(cache=True, nogil=True)
+def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, hashes, offsets, counts, pool):
     """Tokenise buf[st[_POS]:n] into ``out`` (entry ids, -1 at each newline) and the table.
 
     ``fold``: each ASCII byte as it goes into a token (lowercased or not). Returns a status: _DONE
@@ -351,17 +377,15 @@ def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, stags, skeys, 
                     continue
         if commit:
             key = _key(pool, base, tlen)
-            slot = _find(pool, base, tlen, h, key, slots, stags, skeys, offsets)
-            e = slots[slot]
+            slot = _find(pool, base, tlen, h, key, slots, offsets)
+            e = _entry(slots, slot)
             if e < 0:
                 if n_ent >= max_ent:
                     status = _GROW_TABLE
                     stop = tok_start
                     break
                 e = n_ent
-                slots[slot] = e
-                stags[slot] = h
-                skeys[slot] = key
+                _put(slots, slot, e, h, key, tlen)
                 hashes[e] = h
                 counts[e] = 1
                 base += tlen
@@ -400,20 +424,18 @@ def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, stags, skeys, 
 
 
 @njit(cache=True, nogil=True)
-def _rehash(slots, stags, skeys, hashes, offsets, pool, n_ent):
-    mask = len(slots) - 1
+def _rehash(slots, hashes, offsets, pool, n_ent):
+    mask = (len(slots) >> 1) - 1
     for e in range(n_ent):
         slot = np.int64(_mix(hashes[e]) & np.uint64(mask))
-        while slots[slot] >= 0:
+        while slots[2 * slot + 1] != 0:
             slot = (slot + 1) & mask
-        slots[slot] = e
-        stags[slot] = hashes[e]
-        skeys[slot] = _key(pool, offsets[e], offsets[e + 1] - offsets[e])
+        length = offsets[e + 1] - offsets[e]
+        _put(slots, slot, e, hashes[e], _key(pool, offsets[e], length), length)
 
 
 @njit(cache=True, nogil=True)
-def _merge(pool, offsets, hashes, counts, n_ent, gslots, gtags, gkeys, ghashes, goffsets, gcounts, gpool, gstate,
-           local_to_global):
+def _merge(pool, offsets, hashes, counts, n_ent, gslots, ghashes, goffsets, gcounts, gpool, gstate, local_to_global):
     """Add one share's table to the global one (entries in the share's order of first
     appearance, so global ids stay in corpus order). gstate: [entries, pool bytes]."""
     g_ent = gstate[0]
@@ -425,13 +447,11 @@ def _merge(pool, offsets, hashes, counts, n_ent, gslots, gtags, gkeys, ghashes, 
         for k in range(length):
             gpool[gbase + k] = pool[a + k]
         key = _key(gpool, gbase, length)
-        slot = _find(gpool, gbase, length, hashes[e], key, gslots, gtags, gkeys, goffsets)
-        g = gslots[slot]
+        slot = _find(gpool, gbase, length, hashes[e], key, gslots, goffsets)
+        g = _entry(gslots, slot)
         if g < 0:
             g = g_ent
-            gslots[slot] = g
-            gtags[slot] = hashes[e]
-            gkeys[slot] = key
+            _put(gslots, slot, g, hashes[e], key, length)
             ghashes[g] = hashes[e]
             gcounts[g] = counts[e]
             goffsets[g + 1] = gbase + length
@@ -469,25 +489,21 @@ def remap_reference(ids: np.ndarray, mapping: np.ndarray) -> np.ndarray:
 
 class _Table:
     def __init__(self, capacity: int = 1 << 14, pool_bytes: int = 1 << 16):
-        self.slots = np.full(capacity, -1, dtype=np.int32)
-        self.stags = np.zeros(capacity, dtype=np.uint64)
-        self.skeys = np.zeros(capacity, dtype=np.uint64)
+        self.slots = np.zeros(2 * capacity, dtype=np.uint64)  # see _find
         self.hashes = np.zeros(capacity // 2 + 1, dtype=np.uint64)
         self.offsets = np.zeros(capacity // 2 + 2, dtype=np.int64)
         self.counts = np.zeros(capacity // 2 + 1, dtype=np.int64)
         self.pool = np.zeros(pool_bytes, dtype=np.uint8)
 
     def grow(self, n_ent: int) -> None:
-        capacity = 2 * len(self.slots)
-        self.slots = np.full(capacity, -1, dtype=np.int32)
-        self.stags = np.zeros(capacity, dtype=np.uint64)
-        self.skeys = np.zeros(capacity, dtype=np.uint64)
+        capacity = len(self.slots)  # twice the slots: two words each
+        self.slots = np.zeros(2 * capacity, dtype=np.uint64)
         for name in ("hashes", "offsets", "counts"):
             old = getattr(self, name)
             new = np.zeros(capacity // 2 + 1 + (name == "offsets"), dtype=old.dtype)
             new[:len(old)] = old
             setattr(self, name, new)
-        _rehash(self.slots, self.stags, self.skeys, self.hashes, self.offsets, self.pool, n_ent)
+        _rehash(self.slots, self.hashes, self.offsets, self.pool, n_ent)
 
     def grow_pool(self) -> None:
         new = np.zeros(2 * len(self.pool), dtype=np.uint8)
@@ -599,7 +615,7 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
                 st[_NENT] = share.n_ent
                 while True:
                     status = _scan(buf, n, final, words, lowercase, _classes, fold, st, out, table.slots,
-                                   table.stags, table.skeys, table.hashes, table.offsets, table.counts, table.pool)
+                                   table.hashes, table.offsets, table.counts, table.pool)
                     share.n_ent = int(st[_NENT])
                     if status == _DONE:
                         break
@@ -702,9 +718,7 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
         maps = [None]
     else:
         capacity = 1 << max(4, int(2 * total + 1).bit_length())
-        gslots = np.full(capacity, -1, dtype=np.int32)
-        gtags = np.zeros(capacity, dtype=np.uint64)
-        gkeys = np.zeros(capacity, dtype=np.uint64)
+        gslots = np.zeros(2 * capacity, dtype=np.uint64)
         ghashes = np.zeros(total + 1, dtype=np.uint64)
         goffsets = np.zeros(total + 2, dtype=np.int64)
         gcounts = np.zeros(total + 1, dtype=np.int64)
@@ -714,8 +728,8 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
         for s in shares:
             t = s.table
             local = np.empty(max(1, s.n_ent), dtype=np.int32)
-            _merge(t.pool, t.offsets, t.hashes, t.counts, s.n_ent, gslots, gtags, gkeys, ghashes, goffsets, gcounts,
-                   gpool, gstate, local)
+            _merge(t.pool, t.offsets, t.hashes, t.counts, s.n_ent, gslots, ghashes, goffsets, gcounts, gpool, gstate,
+                   local)
             maps.append(local)
             s.table = None
         n = int(gstate[0])
