@@ -23,9 +23,10 @@ demo: .venv
 	$(BIN)/w2v eval $(DEMO_OUT)/vectors.txt
 	$(BIN)/w2v report $(DEMO_OUT)
 	@echo "run directory: $(DEMO_OUT)/ (vectors.txt, vocab.txt, config.yaml, log.jsonl, checkpoint.npz)"
-	@echo "report: $(DEMO_OUT)/report.png" 
+	@echo "report: $(DEMO_OUT)/report.html (open it in a browser) and $(DEMO_OUT)/report.png"
 
 test: .venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: .venv

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import w2v.dataset
 import w2v.io
 import w2v.run
+import w2v.rundir
 from w2v.cli import main
 from w2v.config import Config, ConfigError, load_config
 from w2v.corpus import CorpusError
@@ -413,9 +414,9 @@ def test_periodic_checkpoint_and_log_failures_warn_and_training_goes_on(corpus, 
             raise enospc()
         return real_open(path, mode, *a, **kw)
 
-    monkeypatch.setattr(w2v.run, "open", no_log, raising=False)
+    monkeypatch.setattr(w2v.rundir, "open", no_log, raising=False)
     failed = []
-    real_save = w2v.run.save_checkpoint
+    real_save = w2v.rundir.save_checkpoint
 
     def save(path, trainer, *a, **kw):  # every periodic checkpoint fails, the last one succeeds
         if trainer.progress.words_done < trainer.progress.total_words:
@@ -423,7 +424,7 @@ def test_periodic_checkpoint_and_log_failures_warn_and_training_goes_on(corpus, 
             raise OutputError(f"cannot write {path}: No space left on device")
         real_save(path, trainer, *a, **kw)
 
-    monkeypatch.setattr(w2v.run, "save_checkpoint", save)
+    monkeypatch.setattr(w2v.rundir, "save_checkpoint", save)
     lines = []
     model = train([corpus], cfg(epochs=40, checkpoint_interval=1e-4), tmp_path / "o", show_progress=False,
                   log=lines.append)
@@ -474,7 +475,7 @@ def test_tiny_filesystem_refused_before_training(corpus, tiny_fs):
 
 def test_tiny_filesystem_filling_late_keeps_the_model(corpus, tiny_fs, monkeypatch, tmp_path):
     fs = tiny_fs("512k")
-    monkeypatch.setattr(w2v.run, "disk_needed", lambda *a: (0, {}))  # the check before training cannot see it
+    monkeypatch.setattr(w2v.rundir, "disk_needed", lambda *a: (0, {}))  # the check before training cannot see it
     args = ["--min-count", "1", "--dim", "600", "--cache-dir", "", "--workers", "1", "--num-sampled", "3"]
     result = invoke("train", corpus, "--output", fs / "run", *args)
     assert_one_line_error(result, f"cannot write {fs / 'run' / 'vectors.txt'}: No space left on device",

@@ -12,7 +12,7 @@ from w2v.dataset import prepare
 from w2v.train import fit
 
 PAIR_KEYS = {"center", "context", "center_id", "context_id"}
-OPTS = ["--cache-dir", "", "--min-count", "2", "--window", "3", "--batch-size", "5", "--num-sampled", "4",
+OPTS = ["--cache-dir", "", "--min-count", "2", "--window", "3", "--num-sampled", "4",
         "--seed", "9"]
 
 
@@ -38,7 +38,7 @@ def test_jsonl_pairs_are_what_training_consumes(corpus):
     assert len(pairs) == 300 and all(set(r) == PAIR_KEYS for r in pairs)
     assert negs and all(r["kind"] == "negatives" and not PAIR_KEYS & set(r) for r in negs)
     assert all(len(r["sampled"]) == 4 and r["num_tries"] >= 4 for r in negs)
-    cfg = Config(min_count=2, window=3, batch_size=5, num_sampled=4, seed=9, cache_dir="", workers=1, epochs=1)
+    cfg = Config(min_count=2, window=3, num_sampled=4, seed=9, cache_dir="", workers=1, epochs=1)
     ds = prepare([corpus], cfg)
     trace = np.zeros((300, 2), np.int32)
     fit(ds, cfg, show_progress=False, trace=trace)

@@ -15,9 +15,41 @@ from . import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _fail(message: str, code: int = 1):
+# Exit statuses (documented in the group's --help and docs/cli.md)
+EXIT_USER, EXIT_USAGE = 1, 2
+
+
+def _fail(message: str, code: int = EXIT_USER):
     click.echo(f"w2v: error: {message}", err=True)
     sys.exit(code)
+
+
+def _warn(message: str):
+    click.echo(f"w2v: warning: {message}", err=True)
+
+
+class _Group(click.Group):
+    """click's group with every error as one ``w2v: error: ...`` line: click's usage errors
+    (unknown option or command, with its "Did you mean" hint; a missing argument; a value of the
+    wrong type) exit 2, everything else a user must fix exits 1."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # plain `w2v`: the help, as click prints it
+            click.echo(e.format_message())
+            sys.exit(EXIT_USAGE)
+        except click.UsageError as e:
+            message = " ".join(e.format_message().split()).rstrip(".")
+            where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            _fail(message + where, EXIT_USAGE)
+        except click.ClickException as e:
+            _fail(" ".join(e.format_message().split()), EXIT_USER)
+        except click.Abort:  # Ctrl-C or end of input outside training (which handles its own)
+            _fail("interrupted", 130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def _user_errors():
@@ -36,7 +68,8 @@ _OVERRIDES = [
     ("--window", "window", int, "max context distance"),
     ("--num-sampled", "num_sampled", int, "negatives per batch"),
     ("--batch", "batch", click.Choice(["window", "pairs"]), "one SGD step: a centre's window, or batch_size pairs"),
-    ("--batch-size", "batch_size", int, "with --batch pairs: pairs per SGD step (sharing one sampled set)"),
+    ("--batch-size", "batch_size", int,
+     "with --batch pairs: pairs per SGD step (sharing one sampled set); an error with --batch window"),
     ("--epochs", "epochs", int, "passes over the corpus"),
     ("--alpha", "alpha", float, "initial learning rate"),
     ("--min-alpha", "min_alpha", float, "final learning rate"),
@@ -77,7 +110,18 @@ def _load_config(config_path, overrides):
     return load_config(config_path, overrides)
 
 
-@click.group(context_settings=CONTEXT)
+_EPILOG = """\b
+Errors are one line on stderr, "w2v: error: ...", and the exit status says which kind:
+  0    done (plain `w2v` prints this help and exits 2)
+  1    a mistake w2v found: an option out of range, a file missing or unreadable, a word not in
+       the vocabulary, a run directory in use, training that cannot go on (a NaN loss)
+  2    the command line could not be parsed: an unknown command or option, a missing argument,
+       a value of the wrong type or not among the choices
+  130  stopped by Ctrl-C (143: by SIGTERM; 128 + the signal), after saving what can be resumed
+Warnings ("w2v: warning: ...") do not change the status."""
+
+
+@click.group("w2v", cls=_Group, context_settings=CONTEXT, epilog=_EPILOG)
 @click.version_option(__version__, "-V", "--version", prog_name="w2v")
 def main():
     """w2v: skip-gram word2vec with TensorFlow-exact NCE, trained by a Numba SGD loop.
@@ -93,10 +137,13 @@ def main():
 @click.option("-o", "--output", default="w2v-run", show_default=True, type=click.Path(file_okay=False),
               help="run directory: vectors, vocab.txt, config.yaml, log.jsonl, checkpoint.npz")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
-              help="continue the run in this directory from its checkpoint (with --epochs: to that many epochs)")
-@click.option("--init-from", "init_from", type=click.Path(file_okay=False), default=None,
-              help="a new run on CORPUS starting from this run's vectors and vocabulary (its words + CORPUS's "
-                   "new ones reaching min-count); its settings are the defaults, alpha half of its own")
+              help="continue the run in this directory from its checkpoint (with --epochs: to that many epochs; "
+                   "with --workers: another number of threads, the rest of the work re-split)")
+@click.option("--init-from", "init_from", type=click.Path(), default=None,
+              help="a new run on CORPUS starting from a run directory's vectors and vocabulary (its words + "
+                   "CORPUS's new ones reaching min-count; its settings are the defaults, alpha half of its own), "
+                   "or from a word2vec text/binary vectors file (CORPUS's vocabulary; its words found in the "
+                   "file start from those vectors, dim from the file)")
 @click.option("--prune", is_flag=True,
               help="with --init-from: also drop its words below min-count / past max-vocab-size in the merged counts")
 @click.option("--format", "fmt", type=click.Choice(["text", "binary", "npy", "projector"]), default=None,
@@ -121,8 +168,9 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
 
     Options come from the defaults, then --config, then the flags here. Writes into OUTPUT the
     vectors (vectors.txt, word2vec text format, unless --format), vocab.txt, config.yaml (the
-    resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a couple of
-    seconds, saves the checkpoint and vectors.partial.txt, and prints the command that continues.
+    resolved config), log.jsonl and checkpoint.npz. Ctrl-C or SIGTERM stops within a second and
+    saves the checkpoint, then vectors.partial.txt (seconds more for a large vocabulary), and prints
+    the command that continues (with --quiet too).
     An OUTPUT holding a run is refused unless --overwrite, as is one another w2v train is writing.
 
     \b
@@ -132,7 +180,9 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
       w2v train a.txt b.txt.gz --dim 200 --workers 1 --seed 7
       w2v train --resume run                # the rest of an interrupted run
       w2v train --resume run --epochs 10    # or more epochs
+      w2v train --resume run --workers 4    # on another number of threads (not bit-identical then)
       w2v train news.txt --init-from run --output run2   # run's vectors, trained further on news.txt
+      w2v train news.txt --init-from GoogleNews.bin --output run3   # starting from pretrained vectors
       w2v train text8 --backend ray --nodes 2 --workers 1           # Ray actors on this machine
       w2v train corpus/ --backend ray --address 10.0.0.1:6379 --nodes 8   # a cluster (ray start --head)
     """
@@ -142,15 +192,18 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
     show = False if quiet else None
     try:
         if resume_dir is not None:
-            extra = [k for k, v in overrides.items() if v not in (None, False) and k != "epochs"]
+            extra = [k for k, v in overrides.items() if v not in (None, False) and k not in ("epochs", "workers")]
             if init_from is not None:
                 _fail("--resume continues a run, --init-from starts a new one from a run: give one of them")
             if corpus or config_path or extra or fmt or prune or overwrite or backend or nodes is not None:
-                _fail("--resume takes the run's own corpus and config; only --epochs (and a Ray run's --address) "
-                      "may change")
+                _fail("--resume takes the run's own corpus and config; only --epochs, --workers (and a Ray run's "
+                      "--address) may change")
+            if overrides.get("workers") is not None:
+                _check_workers(overrides["workers"])
             from .run import resume
 
-            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log, address=address)
+            resume(resume_dir, overrides.get("epochs"), show_progress=show, log=log, address=address,
+                   workers=overrides.get("workers"))
             return
         if not corpus:
             _fail("give a CORPUS to train on (or --resume DIR)")
@@ -164,13 +217,31 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
             cfg = continued_config(init_from, config_path, overrides)
         else:
             cfg = _load_config(config_path, overrides)
+        if cfg.backend == "local":
+            _check_workers(cfg.workers)
         from .run import train as train_run
 
         train_run(list(corpus), cfg, output, show_progress=show, log=log, overwrite=overwrite)
     except _user_errors() as e:
         _fail(str(e))
     except Interrupted as e:
+        if quiet and e.run_dir is not None:  # --quiet silences progress, not what the user must do next
+            click.echo(f"w2v: stopped; checkpoint saved; continue with: w2v train --resume {e.run_dir}", err=True)
         sys.exit(e.code)
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _check_workers(workers: int) -> None:
+    cores = _cpu_cores()
+    if workers > cores:
+        _warn(f"--workers {workers:,} is more than the {cores:,} CPU core(s) this process may use: the extra "
+              "threads take turns on the cores and make training slower, not faster (0 = one per core)")
 
 
 @main.command("sample-pairs", context_settings=CONTEXT)
@@ -193,7 +264,8 @@ def sample_pairs(corpus, num, skip, fmt, ids, negatives, stats, max_tokens, conf
     \b
     Examples:
       w2v sample-pairs data/demo.txt --num 10 --ids
-      w2v sample-pairs data/demo.txt --batch-size 4 --num-sampled 5 --negatives --num 8
+      w2v sample-pairs data/demo.txt --num-sampled 5 --negatives --num 8
+      w2v sample-pairs data/demo.txt --batch pairs --batch-size 4 --num-sampled 5 --negatives --num 8
       w2v sample-pairs data/demo.txt --stats
       w2v sample-pairs text8 --config my.yaml --format jsonl --num 1000 > pairs.jsonl
     """
@@ -303,34 +375,60 @@ def export(source, to, out, which, limit):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("source", type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="PNG to write [default: RUN_DIR/report.png]")
-@click.option("--words", "n_words", default=100, show_default=True, type=click.IntRange(min=2),
-              help="most frequent words on the PCA map")
-def report(run_dir, output, n_words):
-    """A PNG of a run: loss and learning rate over training, and a 2-D PCA map of frequent words.
+              help="the page to write [default: SOURCE/report.html]; needed for a vectors file; "
+                   "with --no-html the PNG [default: SOURCE/report.png]")
+@click.option("--words", "n_words", default=None, type=click.IntRange(min=2),
+              help="the most frequent words on the page (map, search, analogies) [default: 5000]; "
+                   "the PNG labels 100 of them (with --no-html: N, default 100)")
+@click.option("--map", "method", type=click.Choice(["tsne", "umap", "pca"]), default=None,
+              help="the page's map [default: tsne with the report extra installed, else pca]")
+@click.option("--eval", "run_eval", is_flag=True,
+              help="evaluate the vectors (data/'s analogy and similarity sets) for the page; without it the "
+                   "page shows SOURCE/eval.json when there (w2v eval --json's output)")
+@click.option("--no-html", "no_html", is_flag=True, help="only the PNG")
+def report(source, output, n_words, method, run_eval, no_html):
+    """A page to explore SOURCE (a run directory, even one still training, or a vectors file) and a PNG.
 
-    Needs matplotlib (pip install 'w2v[report]'); draws without a screen.
+    For a run directory writes SOURCE/report.html, one self-contained page that opens offline (a map
+    of the most frequent words to zoom and hover, nearest-word search, analogies, the loss and
+    learning-rate curves, the config and figures of the run), and SOURCE/report.png (loss, learning
+    rate, a PCA map). For a vectors file alone, the page only: give --output PAGE.html. Needs the
+    report extra (pip install 'w2v[report]') for the PNG and the t-SNE map.
 
     \b
-    Example:
-      w2v report w2v-run && xdg-open w2v-run/report.png
+    Examples:
+      w2v report w2v-run && xdg-open w2v-run/report.html
+      w2v report w2v-run --words 10000 --eval
+      w2v report vectors.bin --output vectors.html --map pca
+      w2v report w2v-run --no-html --words 300     # report.png only
     """
+    from .report import make_report
+
+    log = lambda msg: click.echo(f"w2v report: {msg}", err=True)  # noqa: E731
     try:
-        from .report import make_report
-    except ImportError:
-        _fail("w2v report needs matplotlib: pip install 'w2v[report]'")
-    try:
-        path = make_report(run_dir, output, n_words)
+        paths = make_report(source, output, n_words, method, html=not no_html, run_eval=run_eval, log=log)
+    except ImportError as e:
+        _fail(f"w2v report needs the report extra ({e.name or e}): pip install 'w2v[report]'")
     except _user_errors() as e:
         _fail(str(e))
-    click.echo(f"wrote {path}", err=True)
+    for path in paths:
+        click.echo(f"wrote {path}", err=True)
 
 
 def _load_vectors(path):
+    """A word2vec text/binary file, or a run directory (the word vectors in its checkpoint)."""
     from .evaluate import Vectors
 
+    if os.path.isdir(path):
+        from .export import load_source
+
+        try:
+            words, _, vectors = load_source(path, "input")
+        except _user_errors() as e:
+            _fail(str(e))
+        return Vectors(words, vectors)
     try:
         return Vectors.load(path)
     except (OSError, ValueError, UnicodeDecodeError) as e:
@@ -338,7 +436,7 @@ def _load_vectors(path):
 
 
 @main.command("eval", context_settings=CONTEXT)
-@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("vectors", type=click.Path())
 @click.option("--analogies", multiple=True, type=click.Path(dir_okay=False),
               help="Google-analogy-format file, repeatable [default: data/questions-words.txt]")
 @click.option("--similarity", multiple=True, type=click.Path(dir_okay=False),
@@ -349,7 +447,8 @@ def _load_vectors(path):
               help="analogy method: 3CosAdd (gensim's) or Levy & Goldberg's 3CosMul")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object instead of tables")
 def evaluate(vectors, analogies, similarity, restrict_vocab, method, as_json):
-    """Analogy accuracy and word-similarity correlation of VECTORS (any word2vec text/binary file).
+    """Analogy accuracy and word-similarity correlation of VECTORS (a word2vec text/binary file or a
+    run directory).
 
     Analogies are scored as gensim's evaluate_word_analogies (case-insensitive, questions with a
     word outside --restrict-vocab skipped and counted); similarity as evaluate_word_pairs
@@ -357,7 +456,7 @@ def evaluate(vectors, analogies, similarity, restrict_vocab, method, as_json):
 
     \b
     Examples:
-      w2v eval w2v-run/vectors.txt
+      w2v eval w2v-run
       w2v eval vectors.bin --analogies questions-words.txt --similarity simlex999.txt --json
     """
     import json
@@ -378,65 +477,88 @@ def evaluate(vectors, analogies, similarity, restrict_vocab, method, as_json):
     for r in result["analogies"] + result["similarity"]:
         bad = r.pop("malformed", 0) if "malformed" in r else r["skipped"]
         if bad:
-            click.echo(f"w2v: warning: skipped {bad} malformed line(s) in {r['file']}", err=True)
+            _warn(f"skipped {bad:,} malformed line(s) in {r['file']}")
     if as_json:
         click.echo(json.dumps(result))
         return
     for r in result["analogies"]:
-        click.echo(f"{r['file']} ({r['method']}, {restrict_vocab} most frequent words): "
-                   f"{r['accuracy']:.2%} ({r['correct']}/{r['total']}; {r['skipped']} skipped for unknown words)")
+        click.echo(f"{r['file']} ({r['method']}, {restrict_vocab:,} most frequent words): "
+                   f"{r['accuracy']:.2%} ({r['correct']:,}/{r['total']:,}; {r['skipped']:,} skipped for unknown words)")
         for s in r["sections"]:
             acc = f"{s['correct'] / s['total']:.1%}" if s["total"] else "-"
-            click.echo(f"  {s['section']:<28}{acc:>7} ({s['correct']}/{s['total']})")
+            click.echo(f"  {s['section']:<28}{acc:>7} ({s['correct']:,}/{s['total']:,})")
     for r in result["similarity"]:
         click.echo(f"{r['file']}: Spearman {r['spearman']:.4f}, Pearson {r['pearson']:.4f} "
-                   f"({r['pairs']} pairs, {r['oov']} with unknown words)")
+                   f"({r['pairs']:,} pairs, {r['oov']:,} with unknown words)")
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("vectors", type=click.Path())
 @click.argument("a")
 @click.argument("b")
 @click.argument("c")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="answers to show")
-def analogy(vectors, a, b, c, k):
-    """A is to B as C is to ?: the words nearest to B - A + C (3CosAdd, unit vectors).
+@click.option("--method", type=click.Choice(["3cosadd", "3cosmul"]), default="3cosadd", show_default=True,
+              help="3CosAdd (gensim's most_similar) or Levy & Goldberg's 3CosMul (most_similar_cosmul), as eval")
+def analogy(vectors, a, b, c, k, method):
+    """A is to B as C is to ?: the words nearest to B - A + C (3CosAdd, unit vectors), or by 3CosMul.
+
+    VECTORS is a word2vec text or binary file (w2v's, gensim's, word2vec.c's) or a run directory.
+    The answers leave out A, B and C.
 
     \b
-    Example:
-      w2v analogy w2v-run/vectors.txt man king woman
+    Examples:
+      w2v analogy w2v-run man king woman
+      w2v analogy w2v-run/vectors.bin man king woman --method 3cosmul
     """
     from .evaluate import UnknownWord
 
     vecs = _load_vectors(vectors)
     try:
-        answers = vecs.analogy(a, b, c, k)
+        answers = vecs.analogy(a, b, c, k, method)
     except UnknownWord as e:
         _fail(str(e))
     click.echo(f"{a} : {b} :: {c} : " + ", ".join(f"{w} {s:.3f}" for w, s in answers))
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("vectors", type=click.Path())
 @click.argument("words", nargs=-1, required=True)
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="neighbours per word")
-def similar(vectors, words, k):
-    """Nearest neighbours of each WORD by cosine similarity in VECTORS (word2vec text format).
+@click.option("--negative", "negative", multiple=True, metavar="WORD",
+              help="repeatable: one query for all WORDS minus these, as gensim's most_similar(positive=WORDS, "
+                   "negative=...)")
+def similar(vectors, words, k, negative):
+    """Nearest neighbours of each WORD by cosine similarity in VECTORS.
+
+    VECTORS is a word2vec text or binary file (w2v's, gensim's, word2vec.c's) or a run directory.
+    With --negative, WORDS and the negative words make one query, as gensim's
+    most_similar(positive, negative): the nearest to the mean of the WORDS' unit vectors with the
+    negatives' subtracted, the query words left out.
 
     \b
-    Example:
+    Examples:
       w2v similar w2v-run/vectors.txt whale ship -k 5
+      w2v similar w2v-run king woman --negative man
     """
     from .evaluate import UnknownWord
 
     vecs = _load_vectors(vectors)
+    if negative:
+        try:
+            neighbours = vecs.query(list(words), list(negative), k)
+        except UnknownWord as e:
+            _fail(str(e))
+        query = " + ".join(words) + "".join(f" - {w}" for w in negative)
+        click.echo(f"{query}: " + ", ".join(f"{w} {s:.3f}" for w, s in neighbours))
+        return
     status = 0
     for word in words:
         try:
             neighbours = vecs.most_similar(word, k)
         except UnknownWord as e:
-            click.echo(f"w2v: {e}", err=True)
-            status = 1
+            click.echo(f"w2v: error: {e}", err=True)
+            status = EXIT_USER
             continue
         click.echo(f"{word}: " + ", ".join(f"{w} {s:.3f}" for w, s in neighbours))
     sys.exit(status)

@@ -39,7 +39,8 @@ class Config:
                       "label: the centre, negatives shared by the window, as word2vec.c); 'pairs' = "
                       "batch_size (centre -> context) pairs sharing the negatives, as TF's tutorial",
                       choices=("window", "pairs"))
-    batch_size: int = _opt(1, "with batch 'pairs': skip-gram pairs per SGD step, sharing one sampled set as in TF")
+    batch_size: int = _opt(1, "with batch 'pairs': skip-gram pairs per SGD step, sharing one sampled set as in TF "
+                           "(with batch 'window' anything but 1 is an error)")
     unique: bool = _opt(True, "sample negatives without repetition (tf.nn.nce_loss default)")
     remove_accidental_hits: bool = _opt(False, "mask sampled ids that equal the true label (TF default False)")
     bias_init: str = _opt("log_unigram", "initial NCE biases: log unigram probability or zero",
@@ -60,7 +61,8 @@ class Config:
     cache_dir: str = _opt("~/.cache/w2v", "where the encoded corpus is cached ('' = no cache)")
     chunk_bytes: int = _opt(1 << 20, "bytes read at a time; bounds memory on files with no newline")
     # continued training (w2v train NEW --init-from RUN)
-    init_from: str = _opt("", "run directory whose vectors, biases and vocabulary this run starts from ('' = fresh)")
+    init_from: str = _opt("", "run directory whose vectors, biases and vocabulary this run starts from, or a "
+                          "word2vec vectors file whose vectors its words start from ('' = fresh)")
     prune: bool = _opt(False, "with init_from: also drop its words below min_count / past max_vocab_size")
     init_from_corpus: str = _opt("", "recorded by w2v, not read: the init_from run's corpus files (':' between)")
     continued_on: str = _opt("", "recorded by w2v, not read: this continued run's corpus files (':' between)")
@@ -178,7 +180,27 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg = parse_config(raw, str(path))
     if overrides:
         cfg = apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
-    return validate(cfg)
+    return check_effective(validate(cfg))
+
+
+# Options of one layout only: key -> (the setting they need, why they do nothing without it)
+_RAY_ONLY = ("sync_interval", "sync_rows", "sync_damped_rows")
+
+
+def check_effective(cfg: Config) -> Config:
+    """Refuse a value that would have no effect in the layout chosen (ConfigError naming why): a
+    user who sets it expects it to change something. Applied to what a user gives (a config file,
+    the command line), not to configs w2v wrote itself."""
+    if cfg.batch == "window" and cfg.batch_size != 1:
+        raise ConfigError(f"batch_size {cfg.batch_size} has no effect with batch 'window' (one SGD step is one "
+                          "centre's window, as word2vec.c): add --batch pairs (config: batch: pairs) for steps of "
+                          "batch_size pairs, or drop batch_size")
+    defaults = Config()
+    for key in _RAY_ONLY:
+        if cfg.backend != "ray" and getattr(cfg, key) != getattr(defaults, key):
+            raise ConfigError(f"{key} is an option of the Ray backend and has no effect with backend "
+                              f"{cfg.backend!r}: add --backend ray (config: backend: ray), or drop {key}")
+    return cfg
 
 
 def parse_config(raw: bytes | str, source: str) -> Config:
@@ -192,8 +214,7 @@ def parse_config(raw: bytes | str, source: str) -> Config:
     except UnicodeDecodeError as e:
         raise ConfigError(f"config {source} is not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ConfigError(f"config {source} is not valid YAML: {first}") from None
+        raise ConfigError(f"config {source} is not valid YAML: {_yaml_problem(e, text)}") from None
     except RecursionError:
         raise ConfigError(f"config {source} is not valid YAML: nested too deeply") from None
     if data is None:
@@ -201,6 +222,21 @@ def parse_config(raw: bytes | str, source: str) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"config {source} must be a mapping of option: value")
     return apply_overrides(Config(), data, source)
+
+
+def _yaml_problem(e, text: str) -> str:
+    """PyYAML's error as one line: where (line and column, 1-based, and the line itself) and what."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    what = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+    if mark is None:
+        return what
+    lines = text.splitlines()
+    shown = lines[mark.line].strip() if mark.line < len(lines) else ""
+    started = getattr(e, "context_mark", None)
+    context = (f"; {e.context} that starts on line {started.line + 1}"
+               if getattr(e, "context", None) and started is not None and started.line != mark.line else "")
+    return (f"line {mark.line + 1}, column {mark.column + 1}: {what}" + (f" (in {shown[:60]!r})" if shown else "")
+            + context)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -81,7 +81,7 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
             again = held.pop() if held else tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes,
                                                      _threads(cfg))
             return _remapped(again, mapping)
-    log(f"vocabulary: {len(vocab)} words; encoding the corpus")
+    log(f"vocabulary: {len(vocab):,} words; encoding the corpus")
     if cache_root is not None:
         cache_root = _writable_cache_root(cache_root, log)
     if cache_root is not None:

@@ -363,7 +363,7 @@ class RayTrainer(TrainingLoop):
             raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers, not {n} actors x {w}")
         self.states = [{k: np.asarray(st[k][i * w:(i + 1) * w]) for k in
                         ("cursors", "epochs", "rng_pairs", "rng_neg", "marks", "totals")} for i in range(n)]
-        from .run import check_progress
+        from .checkpoint import check_progress
 
         check_progress(st, self.cfg)  # the workers' part is checked by each actor's Trainer.load_workers
         load_progress(self.progress, st)

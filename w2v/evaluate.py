@@ -16,8 +16,15 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 class UnknownWord(KeyError):
+    """A word a query needs is not in the vocabulary; ``other``: the same word in another case that is."""
+
+    def __init__(self, word: str, other: str | None = None):
+        super().__init__(word)
+        self.word, self.other = word, other
+
     def __str__(self):
-        return f"'{self.args[0]}' is not in the vocabulary"
+        hint = f"; '{self.other}' is" if self.other else ""
+        return f"'{self.word}' is not in the vocabulary{hint}"
 
 
 class Vectors:
@@ -28,6 +35,7 @@ class Vectors:
         self.index = {w: i for i, w in enumerate(words)}
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self.norms = np.linalg.norm(self.vectors, axis=1)
+        self._folded: dict[str, str] | None = None
 
     @classmethod
     def load(cls, path) -> Vectors:
@@ -39,7 +47,15 @@ class Vectors:
         try:
             return self.index[word]
         except KeyError:
-            raise UnknownWord(word) from None
+            raise UnknownWord(word, self._other_case(word)) from None
+
+    def _other_case(self, word: str) -> str | None:
+        """The most frequent word (first id) that equals ``word`` up to case, if any."""
+        if self._folded is None:
+            self._folded = {}
+            for w in self.words:
+                self._folded.setdefault(w.casefold(), w)
+        return self._folded.get(word.casefold())
 
     def unit(self, i: int) -> np.ndarray:
         return self.vectors[i] / self.norms[i]
@@ -47,12 +63,22 @@ class Vectors:
     def most_similar(self, word: str, k: int = 10) -> list[tuple[str, float]]:
         return self.nearest([self.id(word)], [], k)
 
-    def analogy(self, a: str, b: str, c: str, k: int = 10) -> list[tuple[str, float]]:
-        """a is to b as c is to ?: 3CosAdd, the nearest to unit(b) - unit(a) + unit(c)."""
-        return self.nearest([self.id(b), self.id(c)], [self.id(a)], k)
+    def query(self, positive: list[str], negative: list[str] = (), k: int = 10, method: str = "3cosadd"):
+        """The k words nearest to the positive words and away from the negative ones, the inputs
+        excluded: gensim's most_similar(positive, negative) (3cosadd: the mean of the unit vectors,
+        negatives subtracted) or most_similar_cosmul (3cosmul)."""
+        pos, neg = [self.id(w) for w in positive], [self.id(w) for w in negative]
+        return self.nearest(pos, neg, k, method=method)
 
-    def nearest(self, positive: list[int], negative: list[int], k: int, restrict: int | None = None):
-        dists = self._cosadd(positive, negative, restrict)
+    def analogy(self, a: str, b: str, c: str, k: int = 10, method: str = "3cosadd") -> list[tuple[str, float]]:
+        """a is to b as c is to ?: 3CosAdd, the nearest to unit(b) - unit(a) + unit(c), or 3CosMul."""
+        return self.query([b, c], [a], k, method)
+
+    def nearest(self, positive: list[int], negative: list[int], k: int, restrict: int | None = None,
+                method: str = "3cosadd"):
+        if method not in ("3cosadd", "3cosmul"):
+            raise ValueError(f"unknown method {method!r}")
+        dists = (self._cosadd if method == "3cosadd" else self._cosmul)(positive, negative, restrict)
         exclude = set(positive) | set(negative)
         best = _top(dists, k + len(exclude))
         return [(self.words[j], float(dists[j])) for j in best if j not in exclude][:k]

@@ -52,7 +52,7 @@ def load_source(source, which: str = "input") -> tuple[list[str], list[int] | No
     ``which``: input (the word vectors), output (NCE weights) or both (the two concatenated,
     [V, 2D]); output and both need a run directory.
     """
-    from .run import CHECKPOINT, load_checkpoint
+    from .checkpoint import CHECKPOINT, load_checkpoint
 
     source = Path(source)
     if source.is_dir():

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .schedule import learning_rate
+
 
 @dataclass
 class Progress:
@@ -99,8 +101,6 @@ class TrainingLoop:
         return f"{self.cfg.resolved_workers()} worker(s)"
 
     def learning_rate(self) -> float:
-        from .train import learning_rate
-
         return learning_rate(self.cfg.alpha, self.cfg.min_alpha, self.progress.words_done, self.progress.total_words)
 
     def _pause(self) -> None:
@@ -209,8 +209,6 @@ class TrainingLoop:
 
     def _log_record(self, words: int, loss: float, rate: float, seconds: float) -> dict:
         """One log.jsonl line: loss is the mean per pair over recent jobs, words_per_sec since the last line."""
-        from .train import learning_rate
-
         n = max(1, self.dataset.n_words)
         lr = learning_rate(self.cfg.alpha, self.cfg.min_alpha, words, self.progress.total_words)
         return {"words": int(words), "epoch": int(min(self.cfg.epochs, words // n + 1)),

@@ -25,6 +25,7 @@ from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratc
 from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, floor_table, log_expected_count, log_tables
+from .schedule import learning_rate
 
 _JOB_WORDS = 50_000
 # With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
@@ -32,12 +33,6 @@ _JOB_WORDS = 50_000
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
 _HOT_ROWS = 1024
 _FLUSH_PAIRS = 8192
-
-
-@njit(cache=True, nogil=True)
-def learning_rate(alpha, min_alpha, words_done, total_words):
-    """Linear decay from alpha to min_alpha over all the words of all the epochs."""
-    return max(min_alpha, alpha - (alpha - min_alpha) * words_done / total_words)
 
 
 # The kernel's state in named bundles (Numba takes namedtuples of arrays and scalars as they are):
@@ -209,7 +204,7 @@ class Trainer(TrainingLoop):
 
     def __init__(self, dataset: Dataset, cfg: Config, model: Model | None = None, first_worker: int = 0,
                  total_words: int | None = None):
-        from .run import check_model
+        from .checkpoint import check_model
 
         validate(cfg, len(dataset.vocab))
         check_dataset(dataset)  # the kernels do no bounds checks: what they index with is checked here
@@ -289,7 +284,7 @@ class Trainer(TrainingLoop):
         }
 
     def load_workers(self, st: dict) -> None:
-        from .run import check_workers
+        from .checkpoint import check_workers
 
         check_workers(st, [(w.start, w.end) for w in self.workers], self.cfg)  # the kernels index with it
         if len(st["cursors"]) != len(self.workers):
@@ -306,7 +301,7 @@ class Trainer(TrainingLoop):
         return {**self.worker_arrays(), **progress_arrays(self.progress)}
 
     def load_state(self, st: dict) -> None:
-        from .run import check_progress
+        from .checkpoint import check_progress
 
         check_progress(st, self.cfg)
         self.load_workers(st)
