@@ -102,6 +102,10 @@ def pipeline_options(fn):
                           help=f"{help_text} [config: {key}; default {getattr(defaults, key)!r}]")(fn)
     fn = click.option("--lowercase/--no-lowercase", "lowercase", default=None,
                       help="lowercase the text [config: lowercase; default False]")(fn)
+    fn = click.option("--tokenize", "tokenize", type=click.Choice(["whitespace", "words"]), default=None,
+                      help="whitespace: tokens are what spaces separate (pre-tokenized text such as text8); "
+                           "words: letters, digits and in-word ' and -, punctuation split off (raw text) "
+                           "[config: tokenize; default 'whitespace']")(fn)
     fn = click.option("--no-cache", "no_cache", is_flag=True,
                       help="do not cache the encoded corpus (same as --cache-dir '')")(fn)
     fn = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -599,8 +603,11 @@ def similar(vectors, words, k, negative):
 @click.option("--max-pairs", default=10_000_000, show_default=True, type=int,
               help="pairs the counting table holds before it prunes rare ones (10,000,000: at most 288 MiB)")
 @click.option("--lowercase/--no-lowercase", default=False, show_default=True, help="lowercase the text")
+@click.option("--tokenize", type=click.Choice(["whitespace", "words"]), default="whitespace", show_default=True,
+              help="whitespace: tokens are what spaces separate; words: letters, digits and in-word ' and -, "
+                   "punctuation split off (as `w2v train --tokenize`)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress lines")
-def phrases(corpus, output, min_count, threshold, delimiter, passes, max_pairs, lowercase, quiet):
+def phrases(corpus, output, min_count, threshold, delimiter, passes, max_pairs, lowercase, tokenize, quiet):
     """Join frequent word pairs into one token (new york -> new_york), as word2vec's word2phrase.
 
     Reads CORPUS like `w2v train` (files, .gz files, directories; a line is a sentence), counts
@@ -623,7 +630,7 @@ def phrases(corpus, output, min_count, threshold, delimiter, passes, max_pairs, 
         from .phrases import detect
 
         stats = detect(list(corpus), output, min_count=min_count, threshold=threshold, delimiter=delimiter,
-                       passes=passes, lowercase=lowercase, max_pairs=max_pairs, log=log)
+                       passes=passes, lowercase=lowercase, max_pairs=max_pairs, log=log, tokenize=tokenize)
     except _user_errors() as e:
         _fail(str(e))
     except KeyboardInterrupt:

@@ -27,6 +27,9 @@ class Config:
     min_count: int = _opt(5, "drop words seen fewer times than this")
     max_vocab_size: int = _opt(0, "keep at most this many words, pruning rare ones while counting (0 = no limit)")
     lowercase: bool = _opt(False, "lowercase the text before splitting it into tokens")
+    tokenize: str = _opt("whitespace", "how text splits into tokens: 'whitespace' = runs of non-whitespace "
+                         "(pre-tokenized text such as text8); 'words' = letters, digits and in-word ' and - "
+                         "(raw text: punctuation and quotes split off)", choices=("whitespace", "words"))
     # pairs
     sample: float = _opt(1e-3, "frequent-word subsampling threshold s (0 = keep every token)")
     max_sentence_length: int = _opt(10000, "longer lines are cut into pieces of this many tokens")

@@ -127,7 +127,8 @@ def continued_dataset(corpus: list[str], cfg: Config, out: Path | None, log=lamb
                           "the dim of the run it starts from")
     files = corpus_files(corpus)
     log(f"counting words in {len(files)} file(s)")
-    counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size)
+    counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size, cfg.tokenize,
+                                 max(1, min(cfg.resolved_workers(), os.cpu_count() or 1)))
     if cstats.read.tokens == 0:
         raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
                           f"{cstats.read.bytes} bytes)")

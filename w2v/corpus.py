@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import os
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,13 +65,14 @@ def _open_binary(path: Path):
 
 
 def iter_segments(paths, lowercase: bool = False, chunk_bytes: int = 1 << 20,
-                  stats: ReadStats | None = None) -> Iterator[tuple[list[str], bool]]:
-    """Yield ``(tokens, ends_sentence)``; joining all segments gives ``text.split()`` per file."""
+                  stats: ReadStats | None = None, mode: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
+    """Yield ``(tokens, ends_sentence)``; joining all segments gives ``text.split()`` per file
+    (``mode`` "words": ``words_reference``). The Python reference of w2v.tokenize."""
     stats = stats if stats is not None else ReadStats()
     for path in corpus_files(paths):
         stats.files += 1
         with _open_binary(path) as fh:
-            yield from _closed(_file_segments(fh, path, lowercase, chunk_bytes, stats), stats)
+            yield from _closed(_file_segments(fh, path, lowercase, chunk_bytes, stats, mode), stats)
 
 
 def _closed(segments, stats: ReadStats):
@@ -96,7 +98,46 @@ def _refuse_binary(path, head: bytes, invalid: int) -> None:
                           "w2v reads UTF-8 text")
 
 
-def _file_segments(fh, path, lowercase, chunk_bytes, stats):
+JOINERS = "'\u2019-\u2010\u2011"  # apostrophes and hyphens that stay inside a word (tokenize: words)
+
+
+def is_word_char(ch: str) -> bool:
+    """A character of a word in ``--tokenize words``: a letter, mark or number, or ``_``."""
+    return ch == "_" or unicodedata.category(ch)[0] in "LMN"
+
+
+def words_reference(text: str) -> list[str]:
+    """``--tokenize words`` in plain Python on decoded text: maximal runs of word characters,
+    an apostrophe or hyphen between two of them kept inside (the reference of w2v.tokenize)."""
+    tokens, cur, pending = [], [], ""
+    for ch in text:
+        if is_word_char(ch):
+            if pending:
+                cur.append(pending)
+                pending = ""
+            cur.append(ch)
+        elif ch in JOINERS and cur and not pending:
+            pending = ch
+        else:
+            if cur:
+                tokens.append("".join(cur))
+            cur, pending = [], ""
+    if cur:
+        tokens.append("".join(cur))
+    return tokens
+
+
+def split_line(line: str, mode: str = "whitespace", lowercase: bool = False) -> list[str]:
+    """The tokens of one decoded line: ``whitespace`` lowercases the text, then ``str.split()``s
+    it; ``words`` splits first, then lowercases each token."""
+    if mode == "whitespace":
+        return (line.lower() if lowercase else line).split()
+    tokens = words_reference(line)
+    return [t.lower() for t in tokens] if lowercase else tokens
+
+
+def _file_segments(fh, path, lowercase, chunk_bytes, stats, mode="whitespace"):
+    words = mode == "words"
     invalid = [0]
 
     def count_and_replace(err):
@@ -121,19 +162,26 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats):
         text = carry + decoder.decode(raw, final=final)
         if first and raw:
             _refuse_binary(path, raw, invalid[0])
-        if lowercase:
+        if lowercase and not words:
             text = text.lower()
         carry = ""
         lines = text.split("\n")
         tail = lines.pop()  # text after the last newline: an unfinished line
         for line in lines:
-            tokens = line.split()
+            tokens = split_line(line, mode, lowercase) if words else line.split()
             stats.lines += 1
             stats.tokens += len(tokens)
             yield tokens, True
-        tokens = tail.split()
-        if not final and tokens and not tail[-1].isspace():
-            carry = tokens.pop()  # may continue in the next chunk
+        if words:
+            cut = len(tail)
+            if not final:  # the text after the last separator may continue in the next chunk
+                while cut and (is_word_char(tail[cut - 1]) or tail[cut - 1] in JOINERS):
+                    cut -= 1
+            tokens, carry = split_line(tail[:cut], mode, lowercase), tail[cut:]
+        else:
+            tokens = tail.split()
+            if not final and tokens and not tail[-1].isspace():
+                carry = tokens.pop()  # may continue in the next chunk
         if final:
             stats.lines += bool(tokens)
             stats.tokens += len(tokens)
@@ -233,7 +281,7 @@ class _Window:
 
 
 def iter_range_segments(ranges, lowercase: bool = False, chunk_bytes: int = 1 << 20,
-                        stats: ReadStats | None = None) -> Iterator[tuple[list[str], bool]]:
+                        stats: ReadStats | None = None, mode: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
     """``iter_segments`` over byte ranges: the segments of consecutive ranges of a file, joined,
     are the segments of the file (the last segment of a range always ends a sentence)."""
     stats = stats if stats is not None else ReadStats()
@@ -248,7 +296,7 @@ def iter_range_segments(ranges, lowercase: bool = False, chunk_bytes: int = 1 <<
                 except OSError as e:
                     raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
                 reader = _Window(fh, r.end - r.start)
-            segments = _file_segments(reader, path, lowercase, chunk_bytes, stats)
+            segments = _file_segments(reader, path, lowercase, chunk_bytes, stats, mode)
             if r.end < 0 or r.end >= path.stat().st_size:  # the file's last range: as iter_segments
                 segments = _closed(segments, stats)
             yield from segments

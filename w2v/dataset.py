@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .corpus import CorpusError, ReadStats, corpus_files, iter_range_segments, iter_segments
+from .corpus import CorpusError, ReadStats, corpus_files, iter_segments
 from .io import check_free_space
-from .vocab import Vocab, build_vocab, count_words
+from .tokenize import Tokens, remap, tokenize
+from .vocab import MAX_WORD_BYTES, CountStats, Vocab, build_vocab, count_words
 
 SENTENCE_END = -1
 _OOV = -2
-_FORMAT = 2  # bump when the cached layout changes
+_FORMAT = 4  # bump when the cached layout (or what a vocabulary keeps: 4, tokens over 100 bytes left out) changes (3: the Numba tokenizer, the tokenize key)
 _SCAN_IDS = 1 << 22  # ids per block when checking a stream (16 MiB of int32)
 
 
@@ -46,6 +47,7 @@ def cache_key(cfg: Config, files: list[Path]) -> str:
         "format": _FORMAT,
         "files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
         "lowercase": cfg.lowercase, "min_count": cfg.min_count, "max_vocab_size": cfg.max_vocab_size,
+        "tokenize": cfg.tokenize,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -63,33 +65,103 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
                 log(f"warning: the corpus cache {cached} is damaged ({e}); rebuilding it")
                 _discard(cached)
     log(f"counting words in {len(files)} file(s)")
-    counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size)
-    vocab, stats = vocab_from_counts(counts, cstats, cfg)
-    del counts
+    if cfg.max_vocab_size:  # pruning while counting: the Python path (two passes over the corpus)
+        counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size, cfg.tokenize)
+        vocab, stats = vocab_from_counts(counts, cstats, cfg)
+        del counts
+
+        def blocks():
+            return _encode(files, vocab, cfg)
+    else:  # the Numba tokenizer: one pass, ids of first appearance remapped to the vocabulary's
+        tokens = tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg))
+        vocab, stats, mapping = vocab_from_tokens(tokens, cfg)
+        held = [tokens]
+
+        def blocks():  # a second call (the cache could not be written) tokenises again
+            again = held.pop() if held else tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes,
+                                                     _threads(cfg))
+            return _remapped(again, mapping)
     log(f"vocabulary: {len(vocab):,} words; encoding the corpus")
     if cache_root is not None:
         cache_root = _writable_cache_root(cache_root, log)
     if cache_root is not None:
         # ids of the in-vocabulary tokens (counts may be a little low after pruning) and sentence ends
-        need = 4 * (int(vocab.counts.sum()) + cstats.read.lines) + 16 * len(vocab)
+        need = 4 * (int(vocab.counts.sum()) + stats["lines"]) + 16 * len(vocab)
         check_free_space(cache_root, need, {"corpus cache": need},
                          " (--no-cache keeps the encoded corpus in memory instead)")
         try:
-            return _write_cache(cached, files, vocab, cfg, stats)
+            return _write_cache(cached, files, vocab, cfg, stats, blocks())
         except OSError as e:
             log(f"warning: cannot write the corpus cache in {cache_root} ({e.strerror or e}); "
                 "encoding the corpus in memory")
-    return _in_memory(_encode(files, vocab, cfg), vocab, stats)
+    return _in_memory(blocks(), vocab, stats)
+
+
+def _threads(cfg: Config) -> int:
+    return max(1, min(cfg.resolved_workers(), os.cpu_count() or 1))
 
 
 def encode(corpus, vocab: Vocab, cfg: Config) -> Dataset:
     """The corpus (files, .gz files, directories) as an in-memory id stream of a given vocabulary,
     not cached (a continued run's merged vocabulary, a resumed continued run)."""
-    return _in_memory(_encode(corpus_files(corpus), vocab, cfg), vocab, {})
+    tokens = tokenize(corpus_files(corpus), cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg))
+    return _in_memory(_remapped(tokens, _vocab_mapping(tokens, vocab)), vocab, {})
+
+
+def _vocab_mapping(tokens: Tokens, vocab: Vocab) -> np.ndarray:
+    """Each tokenised word's id in ``vocab`` (_OOV if not in it): one dict look-up per distinct word."""
+    get = vocab.index.get
+    return np.array([get(w, _OOV) for w in tokens.words()], dtype=np.int32).reshape(-1)
+
+
+def _remapped(tokens: Tokens, mapping: np.ndarray):
+    """The tokenised stream in the vocabulary's ids (out-of-vocabulary words dropped), block by
+    block, each let go once yielded."""
+    blocks, tokens.blocks = tokens.blocks, []
+    blocks.reverse()
+    while blocks:
+        block = blocks.pop()
+        yield block[:remap(block, mapping)]
+
+
+def vocab_from_tokens(tokens: Tokens, cfg: Config) -> tuple[Vocab, dict, np.ndarray]:
+    """``vocab_from_counts`` for the Numba tokenizer's counts (ids in order of first appearance,
+    as a Counter's), plus each word's id in the vocabulary (_OOV for a dropped word); only the
+    kept words become Python strings."""
+    counts = tokens.counts
+    cstats = CountStats(read=tokens.stats)
+    if cstats.read.tokens == 0:
+        raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
+                          f"{cstats.read.bytes} bytes)")
+    long = tokens.word_bytes() > MAX_WORD_BYTES  # left out, like rare words (vocab.MAX_WORD_BYTES)
+    cstats.long_words, cstats.long_tokens = int(long.sum()), int(counts[long].sum())
+    kept = np.flatnonzero((counts >= cfg.min_count) & ~long)
+    order = kept[np.argsort(-counts[kept], kind="stable")]  # ties: first appearance
+    if cfg.max_vocab_size:
+        order = order[:cfg.max_vocab_size]
+    cstats.distinct = len(counts)
+    cstats.max_count = int(counts.max())
+    if not len(order):
+        raise CorpusError(
+            f"no word reaches min_count={cfg.min_count}: the corpus has {cstats.distinct} distinct "
+            f"words and the most frequent appears {cstats.max_count} times")
+    vocab = Vocab(tokens.words(order.tolist()), counts[order])
+    mapping = np.full(len(counts), _OOV, dtype=np.int32)
+    mapping[order] = np.arange(len(order), dtype=np.int32)
+    cstats.dropped_words = cstats.distinct - len(vocab)
+    cstats.dropped_tokens = cstats.read.tokens - int(vocab.counts.sum())
+    return vocab, {**{k: v for k, v in asdict(cstats).items() if k != "read"}, **asdict(cstats.read)}, mapping
 
 
 def _in_memory(blocks, vocab: Vocab, stats: dict) -> Dataset:
-    ids = np.concatenate(list(blocks) or [np.zeros(0, np.int32)])
+    blocks = list(blocks)
+    ids = np.empty(sum(len(b) for b in blocks), dtype=np.int32)
+    at = 0
+    blocks.reverse()
+    while blocks:  # each block let go once copied: the stream is held about once, not twice
+        block = blocks.pop()
+        ids[at:at + len(block)] = block
+        at += len(block)
     return Dataset(vocab, ids, int((ids >= 0).sum()), stats)
 
 
@@ -103,13 +175,14 @@ def _writable_cache_root(cache_root: Path, log) -> Path | None:
     return cache_root
 
 
-def _write_cache(cached: Path, files, vocab: Vocab, cfg: Config, stats: dict) -> Dataset:
-    """Encode into a temporary directory beside ``cached``, then rename it into place."""
+def _write_cache(cached: Path, files, vocab: Vocab, cfg: Config, stats: dict, blocks) -> Dataset:
+    """Write the id stream (``blocks``) into a temporary directory beside ``cached``, then rename it
+    into place."""
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cached.parent))
     try:
         n_words, n_ids, crc = 0, 0, 0
         with open(tmp / "ids.int32", "wb") as fh:
-            for block in _encode(files, vocab, cfg):
+            for block in blocks:
                 n_words += int((block >= 0).sum())
                 n_ids += len(block)
                 data = block.tobytes()
@@ -245,8 +318,10 @@ def check_dataset(dataset: Dataset) -> None:
 
 
 def _encode(files, vocab: Vocab, cfg: Config, block_tokens: int = 1 << 20):
-    """Yield int32 blocks of the id stream (OOV dropped, SENTENCE_END after each line)."""
-    return _encode_segments(iter_segments(files, cfg.lowercase, cfg.chunk_bytes, ReadStats()), vocab, block_tokens)
+    """Yield int32 blocks of the id stream (OOV dropped, SENTENCE_END after each line): the Python
+    path (corpus.iter_segments), the reference of the Numba tokenizer."""
+    return _encode_segments(iter_segments(files, cfg.lowercase, cfg.chunk_bytes, ReadStats(), cfg.tokenize), vocab,
+                            block_tokens)
 
 
 def _encode_segments(segments, vocab: Vocab, block_tokens: int = 1 << 20):
@@ -339,7 +414,7 @@ def _shard_key(ranges, vocab: Vocab, cfg: Config) -> str:
     digest = hashlib.sha256()
     for word, count in zip(vocab.words, vocab.counts.tolist(), strict=True):
         digest.update(f"{word} {count}\n".encode())
-    ident = {"format": _FORMAT, "lowercase": cfg.lowercase, "vocab": digest.hexdigest(),
+    ident = {"format": _FORMAT, "lowercase": cfg.lowercase, "tokenize": cfg.tokenize, "vocab": digest.hexdigest(),
              "ranges": [[str(Path(r.path).resolve()), Path(r.path).stat().st_size, Path(r.path).stat().st_mtime_ns,
                          r.start, r.end] for r in ranges]}
     return "shard-" + hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
@@ -360,7 +435,8 @@ def _write_entry(cache_root: Path, entry: Path, fill) -> None:
         raise
 
 
-def _encode_ranges(ranges, vocab: Vocab, cfg: Config, block_tokens: int = 1 << 20):
-    """``_encode`` over byte ranges."""
-    segments = iter_range_segments(ranges, cfg.lowercase, cfg.chunk_bytes, ReadStats())
-    return _encode_segments(segments, vocab, block_tokens)
+def _encode_ranges(ranges, vocab: Vocab, cfg: Config):
+    """The id stream of byte ranges (a Ray share), each range read as corpus.iter_range_segments
+    reads it, by the Numba tokenizer."""
+    tokens = tokenize(None, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, ranges=ranges)
+    return _remapped(tokens, _vocab_mapping(tokens, vocab))

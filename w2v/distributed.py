@@ -340,7 +340,7 @@ class RayTrainer(TrainingLoop):
         total = sum(f.stat().st_size for f in files)
         shares = [s for s in split_ranges(files, max(1, -(-total // _COUNT_BYTES)), cfg.chunk_bytes) if s]
         task = self.ray.remote(num_cpus=1)(count_ranges)
-        refs = [task.remote(s, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size) for s in shares]
+        refs = [task.remote(s, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size, cfg.tokenize) for s in shares]
         return merge_counts((self._get(r) for r in refs), cfg.max_vocab_size)
 
     def workers_text(self) -> str:

@@ -12,7 +12,7 @@ does not join its right one (``a b c`` with both pairs above the threshold gives
 end is a boundary: no pair spans it. ``passes=2`` runs the same over the first pass's output, with
 the same threshold, so ``new_york times`` can become ``new_york_times``.
 
-The corpus is read once (corpus.iter_segments) and encoded to int32 ids in a temporary file beside
+The corpus is read once (the Numba tokenizer, w2v.tokenize) and encoded to int32 ids in a temporary file beside
 the output; counting and joining are Numba loops over those ids. Pairs are int64 keys
 ``a << 32 | b`` in an open-addressing hash table that grows up to room for ``max_pairs`` pairs;
 past that, rare pairs are pruned while counting as word2vec.c's ``ReduceVocab`` does (drop the
@@ -28,8 +28,9 @@ Where this differs from word2phrase.c (tmikolov/word2vec):
 - word2phrase truncates words to 59 bytes and pairs to 59 bytes of ``a_b`` (different long
   pairs can then share one count); here words are whole.
 - word2phrase splits on space, tab and newline only (and drops carriage returns); here tokens are
-  ``str.split()``'s, as in ``w2v train``. Output lines are the tokens joined by single spaces (the
-  C tool starts every line with a space); every line ends with a newline.
+  ``w2v train``'s (``str.split()``'s, or with ``tokenize="words"`` words without punctuation).
+  Output lines are the tokens joined by single spaces (the C tool starts every line with a space);
+  every line ends with a newline.
 - word2phrase computes the score in single precision; here in double (on big.txt the two join the
   same pairs).
 - word2phrase's table holds 350M words and pairs together before it prunes (so never, in
@@ -45,16 +46,16 @@ import math
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-from .corpus import CorpusError, ReadStats, corpus_files, iter_segments
+from .corpus import CorpusError, ReadStats, corpus_files
 from .errors import ResourceError
 from .io import OutputError, atomic_open
+from .tokenize import MODES, tokenize
 
 DEFAULT_MAX_PAIRS = 10_000_000
 MAX_LOAD = 0.7  # a table is grown (or, at its largest, pruned) when fuller than this
@@ -454,7 +455,7 @@ class _Index(dict):
         return id_
 
 
-def _validate(min_count, threshold, delimiter, passes, max_pairs, chunk_bytes):
+def _validate(min_count, threshold, delimiter, passes, max_pairs, chunk_bytes, mode="whitespace"):
     from .config import ConfigError
 
     checks = [
@@ -467,6 +468,7 @@ def _validate(min_count, threshold, delimiter, passes, max_pairs, chunk_bytes):
         (isinstance(max_pairs, int) and max_pairs >= 1, f"max_pairs must be an integer >= 1, got {max_pairs!r}"),
         (isinstance(chunk_bytes, int) and chunk_bytes >= 64,
          f"chunk_bytes must be an integer >= 64, got {chunk_bytes!r}"),
+        (mode in MODES, f"tokenize must be one of {', '.join(MODES)}, got {mode!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -475,11 +477,12 @@ def _validate(min_count, threshold, delimiter, passes, max_pairs, chunk_bytes):
 
 def detect(paths, output, min_count: int = 5, threshold: float = 100.0, delimiter: str = "_",
            passes: int = 1, lowercase: bool = False, max_pairs: int = DEFAULT_MAX_PAIRS,
-           chunk_bytes: int = 1 << 20, log=lambda msg: None) -> list[PassStats]:
+           chunk_bytes: int = 1 << 20, log=lambda msg: None, tokenize: str = "whitespace") -> list[PassStats]:
     """Write ``output``: the corpus at ``paths`` (files, .gz files, directories) with each pair
     scoring above ``threshold`` joined by ``delimiter``, ``passes`` times over. Returns each
-    pass's statistics. ``log`` receives progress lines (the memory bound first)."""
-    _validate(min_count, threshold, delimiter, passes, max_pairs, chunk_bytes)
+    pass's statistics. ``log`` receives progress lines (the memory bound first). ``tokenize``:
+    how text splits into words, as in ``w2v train`` (whitespace or words)."""
+    _validate(min_count, threshold, delimiter, passes, max_pairs, chunk_bytes, tokenize)
     files = corpus_files(paths)
     output = Path(output)
     if output.is_dir():
@@ -489,7 +492,7 @@ def detect(paths, output, min_count: int = 5, threshold: float = 100.0, delimite
         with atomic_open(output, "wb") as out:
             _check_memory(max_pairs, log)
             return _run(files, out, work_dir, min_count, float(threshold), delimiter, passes, lowercase,
-                        max_pairs, chunk_bytes, log)
+                        max_pairs, chunk_bytes, log, tokenize)
     except OSError as e:
         if isinstance(e, OutputError):
             raise
@@ -511,14 +514,14 @@ def _check_memory(max_pairs: int, log) -> None:
 
 
 def _run(files, out, work_dir, min_count, threshold, delimiter, passes, lowercase, max_pairs,
-         chunk_bytes, log) -> list[PassStats]:
+         chunk_bytes, log, mode="whitespace") -> list[PassStats]:
     index = _Index()
     ids_file = tempfile.TemporaryFile(dir=work_dir, prefix=".w2v-phrases-")
     try:
         started = time.perf_counter()
         table = PairTable(max_pairs, log)
         read = ReadStats()
-        word_counts, tokens = _encode(files, lowercase, chunk_bytes, index, table, ids_file, read)
+        word_counts, tokens = _encode(files, lowercase, chunk_bytes, index, table, ids_file, read, mode)
         if tokens == 0:
             raise CorpusError(f"the corpus is empty (no tokens in {read.files} file(s), {read.bytes} bytes)")
         if read.invalid_utf8:
@@ -567,47 +570,24 @@ def _summary(p: int, st: PassStats) -> str:
             f"({st.joined:,} times) in {st.seconds:.1f} s")
 
 
-def _encode(files, lowercase, chunk_bytes, index, table, ids_file, read):
-    """Read the corpus once: ids to ``ids_file`` (_LINE_END after each line and each file), pairs
-    into ``table``. Returns (word counts by id, tokens). A second thread counts the pairs of one
-    block (Numba, without the GIL) while this one reads and encodes the next."""
-    word_counts = np.zeros(0, dtype=np.int64)
-    prev, tokens = -1, 0
-    get = index.__getitem__
-    buf: list[int] = []
-    counting = None
-
-    def flush():
-        nonlocal word_counts, prev, tokens, counting
-        block = np.array(buf, dtype=np.int32)
-        buf.clear()
-        words = block[block >= 0]
-        tokens += len(words)
-        found = np.bincount(words, minlength=len(index))
-        found[:len(word_counts)] += word_counts
-        word_counts = found
-        if counting is not None:
-            counting.result()  # one block in flight at a time; re-raises its error
-        counting = pool.submit(table.add, block, prev)
+def _encode(files, lowercase, chunk_bytes, index, table, ids_file, read, mode="whitespace"):
+    """Read the corpus once with the Numba tokenizer (w2v.tokenize, on every core): ids in order
+    of first appearance to ``ids_file`` (_LINE_END after each line and each file), words into
+    ``index``, pairs into ``table``. Returns (word counts by id, tokens)."""
+    tokens = tokenize(files, lowercase, mode, chunk_bytes, max(1, os.cpu_count() or 1))
+    for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
+        setattr(read, name, getattr(read, name) + getattr(tokens.stats, name))
+    for word in tokens.words():
+        index.setdefault(word, len(index))
+    prev = -1
+    blocks, tokens.blocks = tokens.blocks, []
+    blocks.reverse()
+    while blocks:
+        block = blocks.pop()
         if len(block):
-            prev = int(block[-1])  # the id a next block's first pair starts from (-1: a line end)
-        ids_file.write(block.data)
-
-    with ThreadPoolExecutor(1, thread_name_prefix="w2v-phrases") as pool:
-        for path in files:
-            ended = True
-            for segment, ends_line in iter_segments([path], lowercase, chunk_bytes, read):
-                buf.extend(map(get, segment))
-                ended = ends_line
-                if ends_line:
-                    buf.append(_LINE_END)
-                if len(buf) >= _BLOCK:
-                    flush()
-            if not ended:  # a file whose last line has no newline and ends in a space: still a line
-                buf.append(_LINE_END)
-        flush()
-        counting.result()
-    return word_counts, tokens
+            prev = table.add(block, prev)
+            ids_file.write(block.data)
+    return tokens.counts, int(tokens.stats.tokens)
 
 
 def _read_blocks(fh):

@@ -68,23 +68,40 @@ class CountStats:
     long_tokens: int = 0  # and their occurrences
 
 
-def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
+def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, mode="whitespace", threads=1):
     """Count tokens, pruning rare words while counting when there are more than
     ``max_vocab_size`` distinct ones (word2vec.c's ReduceVocab: each prune drops the words at or
     below a threshold that then rises by one, so memory stays bounded; counts of words that
-    survive a prune may be a little low)."""
+    survive a prune may be a little low). Without ``max_vocab_size`` the Numba tokenizer counts
+    (w2v.tokenize, on ``threads`` threads); with it, the Python path (corpus.iter_segments) does."""
     stats = CountStats(read=ReadStats())
-    counts = _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read), stats, max_vocab_size)
+    if not max_vocab_size:
+        from .tokenize import tokenize
+
+        tokens = tokenize(paths, lowercase, mode, chunk_bytes, threads)
+        stats.read = tokens.stats
+        counts = Counter(dict(zip(tokens.words(), tokens.counts.tolist(), strict=True)))
+    else:
+        counts = _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read, mode), stats,
+                                 max_vocab_size)
     return _note_long_words(counts, stats), stats
 
 
-def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0):
+def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, mode="whitespace"):
     """``count_words`` over byte ranges of the corpus files (corpus.split_ranges): the Ray backend
     counts each share of a corpus in a task of its own and merges them with ``merge_counts``."""
     from .corpus import iter_range_segments
 
     stats = CountStats(read=ReadStats())
-    counts = _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read), stats, max_vocab_size)
+    if not max_vocab_size:
+        from .tokenize import tokenize
+
+        tokens = tokenize(None, lowercase, mode, chunk_bytes, ranges=ranges)
+        stats.read = tokens.stats
+        counts = Counter(dict(zip(tokens.words(), tokens.counts.tolist(), strict=True)))
+    else:
+        counts = _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read, mode), stats,
+                                 max_vocab_size)
     return _note_long_words(counts, stats), stats
 
 

@@ -1,0 +1,775 @@
+"""The Numba tokenizer: corpus bytes in, word ids out, on several threads without the GIL.
+
+One pass reads the corpus files (plain or .gz) in ``chunk_bytes`` reads and turns them into an
+int32 stream of word ids (``-1`` after each line, and after a file's last line when it has tokens
+but no newline) plus the count of every distinct word. No Python object is made per token: the
+kernel decodes UTF-8 (an invalid sequence is one U+FFFD, as Python's decoder makes it), splits,
+lowercases ASCII letters, and looks each token's bytes up in a hash table of its own thread. Ids are
+in order of first appearance. The corpus is cut into byte ranges (``corpus.split_ranges``), one
+share per thread; a share's words are merged into one table afterwards, in corpus order, so the ids
+and counts are those of one pass over the whole corpus whatever the number of threads.
+
+Words become Python strings once each, not once per token: a vocabulary decodes only the words it
+keeps. With ``lowercase``, the kernel lowercases ASCII letters; when a token holds a non-ASCII
+character, every distinct token is decoded once and the non-ASCII ones are lowercased by Python
+(``str.lower``: Unicode rules, ``İ`` and final sigma included), and tokens that then coincide are
+merged (their first appearance is the first of them).
+
+The id stream is held in memory (4 bytes a token, in blocks of one read each) until the caller
+writes it to the corpus cache or concatenates it. ``max_vocab_size`` (pruning while counting) is
+not done here: vocab.count_words and dataset.prepare take the Python path for it.
+
+Two modes (config ``tokenize``):
+
+- ``whitespace``: a token is a maximal run of characters that are not whitespace in the sense of
+  ``str.split()`` (ASCII blanks, U+001C-U+001F, U+0085, U+00A0, U+2000-U+200A, U+3000, ...).
+  Today's behaviour; the Python path in ``corpus.iter_segments`` is its reference.
+- ``words``: a token is a maximal run of word characters -- letters, combining marks and numbers
+  (Unicode categories L*, M*, N*) and ``_`` -- where an apostrophe (' or U+2019) or a hyphen (- or
+  U+2010/U+2011) between two word characters stays inside the word (``don't``, ``well-known``).
+  Everything else (punctuation, symbols, whitespace, U+FFFD) separates. ``corpus.words_reference`` is
+  its reference.
+
+The classes of code points come from ``unicodedata`` of the running Python: a table of 0x110000
+bytes filled block by block (256 code points) the first time the kernel meets a block.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from .corpus import (
+    JOINERS,
+    ByteRange,
+    CorpusError,
+    ReadStats,
+    _open_binary,
+    _refuse_binary,
+    corpus_files,
+    is_word_char,
+    split_ranges,
+)
+
+MODES = ("whitespace", "words")
+SENTENCE_END = -1
+_OOV = -2
+
+# code point classes (bits); 255 = not looked up yet
+_SPACE, _WORD, _JOIN = 1, 2, 4
+_UNKNOWN = 255
+
+# kernel statuses
+_DONE, _NEED_BLOCK, _GROW_TABLE, _GROW_POOL = 0, 1, 2, 3
+# state slots
+_POS, _NOUT, _NENT, _TOKENS, _LINES, _INVALID, _OPEN, _NEWLINE, _BLOCK = range(9)
+_STATE = 9
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+_classes = np.full(0x110000, _UNKNOWN, dtype=np.uint8)
+_classes_lock = threading.Lock()
+
+
+def _class_of(ch: str) -> int:
+    flags = _SPACE if ch.isspace() else 0
+    if is_word_char(ch):
+        flags |= _WORD
+    if ch in JOINERS:
+        flags |= _JOIN
+    return flags
+
+
+def _fill_block(block: int) -> None:
+    """Classify code points block*256 .. block*256+255 (surrogates: never decoded, left as 0)."""
+    with _classes_lock:
+        lo = block << 8
+        if _classes[lo] != _UNKNOWN:
+            return
+        values = np.array([0 if 0xD800 <= cp < 0xE000 else _class_of(chr(cp)) for cp in range(lo, lo + 256)],
+                          dtype=np.uint8)
+        _classes[lo + 1:lo + 256] = values[1:]
+        _classes[lo] = values[0]  # last: a block whose first entry is known is filled
+
+
+_fill_block(0)
+
+
+def word_class_table() -> np.ndarray:
+    """The whole table, every block filled (for tests: 0.3 s)."""
+    for block in range(0x1100):
+        if _classes[block << 8] == _UNKNOWN:
+            _fill_block(block)
+    return _classes
+
+
+# --- kernels ----------------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def _mix(h):
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(32)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _key(pool, start, length):
+    """A token of at most 7 bytes packed with its length into one integer (0 for a longer one):
+    equal keys, equal tokens."""
+    if length > 7:
+        return np.uint64(0)
+    k = np.uint64(length) << np.uint64(56)
+    for j in range(length):
+        k |= np.uint64(pool[start + j]) << np.uint64(8 * j)
+    return k
+
+
+_LONG = np.uint64(1 << 63)  # marks a slot's first word as the hash of a token of 8 bytes or more
+_LOW = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, nogil=True)
+def _first(key, h, length):
+    """A slot's first word: the key of a short token, the hash (top bit set) of a longer one."""
+    return key if length <= 7 else h | _LONG
+
+
+@njit(cache=True, nogil=True)
+def _find(pool, start, length, h, key, slots, offsets):
+    """The slot of the entry with these bytes, or the empty slot where it goes. Slot s is
+    slots[2s] (``_first``) and slots[2s+1] (entry id + 1 in the low 32 bits, 0 when empty; the hash's
+    high 32 bits above), read together: a short token is found without touching the entry arrays
+    or the byte pool."""
+    mask = (len(slots) >> 1) - 1
+    first = _first(key, h, length)
+    tag = h & ~_LOW
+    slot = np.int64(_mix(h) & np.uint64(mask))
+    while True:
+        m = slots[2 * slot + 1]
+        if m == 0:
+            return slot
+        if slots[2 * slot] == first and (m & ~_LOW) == tag:
+            if length <= 7:
+                return slot
+            e = np.int64(m & _LOW) - 1
+            if offsets[e + 1] - offsets[e] == length:
+                a = offsets[e]
+                same = True
+                for k in range(length):
+                    if pool[a + k] != pool[start + k]:
+                        same = False
+                        break
+                if same:
+                    return slot
+        slot = (slot + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _entry(slots, slot):
+    """The entry id in a slot, -1 if it is empty."""
+    return np.int64(slots[2 * slot + 1] & _LOW) - 1
+
+
+@njit(cache=True, nogil=True)
+def _put(slots, slot, e, h, key, length):
+    slots[2 * slot] = _first(key, h, length)
+    slots[2 * slot + 1] = np.uint64(e + 1) | (h & ~_LOW)
+
+
+@njit(cache=True, nogil=True)
+def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, hashes, offsets, counts, pool):
+    """Tokenise buf[st[_POS]:n] into ``out`` (entry ids, -1 at each newline) and the table.
+
+    ``fold``: each ASCII byte as it goes into a token (lowercased or not). Returns a status: _DONE
+    (st[_POS] is where unconsumed bytes start: a token or a UTF-8 sequence
+    that may continue in the next read; n when ``final``), or a reason to stop early that Python
+    fixes before calling again from st[_POS] (an unclassified code point block, a full table or
+    byte pool). Nothing is allocated here."""
+    i = st[_POS]
+    n_out = st[_NOUT]
+    n_ent = st[_NENT]
+    tokens = st[_TOKENS]
+    lines = st[_LINES]
+    invalid = st[_INVALID]
+    line_open = st[_OPEN]
+    saw_newline = st[_NEWLINE]
+    max_ent = len(hashes) - 1
+    pool_cap = len(pool)
+    base = offsets[n_ent]
+    in_tok = False
+    tok_start = 0
+    tlen = 0
+    tinv = 0
+    h = _FNV_OFFSET
+    pend = -1
+    pend_len = 0
+    status = _DONE
+    stop = n
+    while True:
+        if in_tok and pend < 0:
+            # the common case, a run of ASCII bytes inside a token, in a loop of its own
+            while i < n:
+                b = buf[i]
+                if b >= 0x80 or base + tlen >= pool_cap:
+                    break
+                f = cls[b]
+                if (f & _SPACE) if not words else not (f & _WORD):
+                    break
+                c = fold[b]
+                pool[base + tlen] = c
+                tlen += 1
+                h = (h ^ np.uint64(c)) * _FNV_PRIME
+                i += 1
+        commit = False
+        newline = False
+        bad = False
+        step = 0
+        if i >= n:
+            if not in_tok:
+                stop = i
+                break
+            if not final:
+                stop = tok_start
+                break
+            commit = True
+        else:
+            b = buf[i]
+            valid = True
+            cp = np.int64(b)
+            step = 1
+            if b < 0x80:
+                f = cls[b]
+                if b == 10:
+                    newline = True
+            else:
+                need = 0
+                lo = 0x80
+                hi = 0xBF
+                if b < 0xC2 or b > 0xF4:
+                    valid = False
+                elif b < 0xE0:
+                    need = 1
+                    cp = np.int64(b & 0x1F)
+                elif b < 0xF0:
+                    need = 2
+                    cp = np.int64(b & 0x0F)
+                    if b == 0xE0:
+                        lo = 0xA0
+                    elif b == 0xED:
+                        hi = 0x9F
+                else:
+                    need = 3
+                    cp = np.int64(b & 0x07)
+                    if b == 0xF0:
+                        lo = 0x90
+                    elif b == 0xF4:
+                        hi = 0x8F
+                if valid:
+                    incomplete = False
+                    for k in range(1, need + 1):
+                        if i + k >= n:
+                            incomplete = True
+                            break
+                        c = buf[i + k]
+                        if c < lo or c > hi:
+                            valid = False
+                            break
+                        cp = (cp << 6) | np.int64(c & 0x3F)
+                        step = k + 1
+                        lo = 0x80
+                        hi = 0xBF
+                    if incomplete:
+                        if not final:
+                            stop = tok_start if in_tok else i
+                            break
+                        valid = False
+                    if valid:
+                        step = need + 1
+                if valid:
+                    f = cls[cp]
+                    if f == _UNKNOWN:
+                        st[_BLOCK] = cp >> 8
+                        status = _NEED_BLOCK
+                        stop = tok_start if in_tok else i
+                        break
+                else:
+                    f = 0
+            if newline:
+                commit = in_tok
+            elif words:
+                if valid and (f & _WORD):
+                    if not in_tok:
+                        in_tok = True
+                        tok_start = i
+                        tlen = 0
+                        tinv = 0
+                        h = _FNV_OFFSET
+                    elif pend >= 0:
+                        if base + tlen + pend_len > pool_cap:
+                            status = _GROW_POOL
+                            stop = tok_start
+                            break
+                        for k in range(pend_len):
+                            c = buf[pend + k]
+                            pool[base + tlen] = c
+                            tlen += 1
+                            h = (h ^ np.uint64(c)) * _FNV_PRIME
+                        pend = -1
+                    if base + tlen + step > pool_cap:
+                        status = _GROW_POOL
+                        stop = tok_start
+                        break
+                    for k in range(step):
+                        c = buf[i + k]
+                        if lower and 65 <= c <= 90:
+                            c += 32
+                        pool[base + tlen] = c
+                        tlen += 1
+                        h = (h ^ np.uint64(c)) * _FNV_PRIME
+                    i += step
+                    continue
+                elif valid and (f & _JOIN) and in_tok and pend < 0:
+                    pend = i
+                    pend_len = step
+                    i += step
+                    continue
+                else:
+                    bad = not valid
+                    commit = in_tok
+            else:
+                if valid and (f & _SPACE):
+                    commit = in_tok
+                else:
+                    if not in_tok:
+                        in_tok = True
+                        tok_start = i
+                        tlen = 0
+                        tinv = 0
+                        h = _FNV_OFFSET
+                    if base + tlen + 3 > pool_cap:
+                        status = _GROW_POOL
+                        stop = tok_start
+                        break
+                    if valid:
+                        for k in range(step):
+                            c = buf[i + k]
+                            if lower and 65 <= c <= 90:
+                                c += 32
+                            pool[base + tlen] = c
+                            tlen += 1
+                            h = (h ^ np.uint64(c)) * _FNV_PRIME
+                    else:
+                        tinv += 1
+                        for c in (0xEF, 0xBF, 0xBD):
+                            pool[base + tlen] = c
+                            tlen += 1
+                            h = (h ^ np.uint64(c)) * _FNV_PRIME
+                    i += step
+                    continue
+        if commit:
+            key = _key(pool, base, tlen)
+            slot = _find(pool, base, tlen, h, key, slots, offsets)
+            e = _entry(slots, slot)
+            if e < 0:
+                if n_ent >= max_ent:
+                    status = _GROW_TABLE
+                    stop = tok_start
+                    break
+                e = n_ent
+                _put(slots, slot, e, h, key, tlen)
+                hashes[e] = h
+                counts[e] = 1
+                base += tlen
+                offsets[e + 1] = base
+                n_ent += 1
+            else:
+                counts[e] += 1
+            out[n_out] = e
+            n_out += 1
+            tokens += 1
+            invalid += tinv
+            line_open = 1
+            in_tok = False
+            pend = -1
+        if i >= n:
+            stop = n
+            break
+        if bad:
+            invalid += 1
+        if newline:
+            out[n_out] = -1
+            n_out += 1
+            lines += 1
+            line_open = 0
+            saw_newline = 1
+        i += step
+    st[_POS] = stop
+    st[_NOUT] = n_out
+    st[_NENT] = n_ent
+    st[_TOKENS] = tokens
+    st[_LINES] = lines
+    st[_INVALID] = invalid
+    st[_OPEN] = line_open
+    st[_NEWLINE] = saw_newline
+    return status
+
+
+@njit(cache=True, nogil=True)
+def _rehash(slots, hashes, offsets, pool, n_ent):
+    mask = (len(slots) >> 1) - 1
+    for e in range(n_ent):
+        slot = np.int64(_mix(hashes[e]) & np.uint64(mask))
+        while slots[2 * slot + 1] != 0:
+            slot = (slot + 1) & mask
+        length = offsets[e + 1] - offsets[e]
+        _put(slots, slot, e, hashes[e], _key(pool, offsets[e], length), length)
+
+
+@njit(cache=True, nogil=True)
+def _merge(pool, offsets, hashes, counts, n_ent, gslots, ghashes, goffsets, gcounts, gpool, gstate, local_to_global):
+    """Add one share's table to the global one (entries in the share's order of first
+    appearance, so global ids stay in corpus order). gstate: [entries, pool bytes]."""
+    g_ent = gstate[0]
+    for e in range(n_ent):
+        a = offsets[e]
+        length = offsets[e + 1] - a
+        # the candidate's bytes go to the end of the global pool first (kept only if new)
+        gbase = goffsets[g_ent]
+        for k in range(length):
+            gpool[gbase + k] = pool[a + k]
+        key = _key(gpool, gbase, length)
+        slot = _find(gpool, gbase, length, hashes[e], key, gslots, goffsets)
+        g = _entry(gslots, slot)
+        if g < 0:
+            g = g_ent
+            _put(gslots, slot, g, hashes[e], key, length)
+            ghashes[g] = hashes[e]
+            gcounts[g] = counts[e]
+            goffsets[g + 1] = gbase + length
+            g_ent += 1
+        else:
+            gcounts[g] += counts[e]
+        local_to_global[e] = g
+    gstate[0] = g_ent
+
+
+@njit(cache=True, nogil=True)
+def remap(ids, mapping):
+    """ids[:k] = the ids mapped (negative ids stay -1; ids mapped to -2, out of the vocabulary,
+    are dropped), in place; returns k."""
+    k = 0
+    for j in range(len(ids)):
+        x = ids[j]
+        if x < 0:
+            ids[k] = -1
+            k += 1
+        else:
+            y = mapping[x]
+            if y != _OOV:
+                ids[k] = y
+                k += 1
+    return k
+
+
+def remap_reference(ids: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    out = np.where(ids < 0, -1, mapping[np.maximum(ids, 0)])
+    return out[out != _OOV].astype(np.int32)
+
+
+# --- one share on one thread --------------------------------------------------------------------
+
+class _Table:
+    def __init__(self, capacity: int = 1 << 14, pool_bytes: int = 1 << 16):
+        self.slots = np.zeros(2 * capacity, dtype=np.uint64)  # see _find
+        self.hashes = np.zeros(capacity // 2 + 1, dtype=np.uint64)
+        self.offsets = np.zeros(capacity // 2 + 2, dtype=np.int64)
+        self.counts = np.zeros(capacity // 2 + 1, dtype=np.int64)
+        self.pool = np.zeros(pool_bytes, dtype=np.uint8)
+
+    def grow(self, n_ent: int) -> None:
+        capacity = len(self.slots)  # twice the slots: two words each
+        self.slots = np.zeros(2 * capacity, dtype=np.uint64)
+        for name in ("hashes", "offsets", "counts"):
+            old = getattr(self, name)
+            new = np.zeros(capacity // 2 + 1 + (name == "offsets"), dtype=old.dtype)
+            new[:len(old)] = old
+            setattr(self, name, new)
+        _rehash(self.slots, self.hashes, self.offsets, self.pool, n_ent)
+
+    def grow_pool(self) -> None:
+        new = np.zeros(2 * len(self.pool), dtype=np.uint8)
+        new[:len(self.pool)] = self.pool
+        self.pool = new
+
+
+@dataclass
+class _RangeResult:
+    blocks: list = field(default_factory=list)  # int32 arrays of local entry ids
+    newline: bool = False  # the range holds a newline
+    open: bool = False  # tokens since its last newline (or its start)
+    file_end: bool = False  # the range ends its file
+
+
+@dataclass
+class _Share:
+    table: _Table
+    n_ent: int = 0
+    ranges: list = field(default_factory=list)
+    stats: ReadStats = field(default_factory=ReadStats)
+
+
+def _readinto(fh, view, path) -> int:
+    got = 0
+    try:
+        while got < len(view):
+            k = fh.readinto(view[got:])
+            if not k:
+                break
+            got += k
+    except (OSError, EOFError, zlib.error) as e:
+        raise CorpusError(f"cannot read {path}: {e}") from None
+    return got
+
+
+def _head_invalid(head: bytes) -> int:
+    """Invalid UTF-8 sequences in a file's first read, as corpus.py's incremental decoder counts
+    them there (a sequence cut at the end of the read is not counted)."""
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(head, final=False)
+    return text.count("\ufffd") - head.count(b"\xef\xbf\xbd")
+
+
+class _Limited:
+    def __init__(self, fh, size: int):
+        self.fh, self.left = fh, size
+
+    def readinto(self, view) -> int:
+        if self.left <= 0:
+            return 0
+        k = self.fh.readinto(view[:min(len(view), self.left)])
+        self.left -= k
+        return k
+
+
+def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_every_range: bool) -> _Share:
+    share = _Share(_Table())
+    table = share.table
+    fold = np.arange(128, dtype=np.uint8)
+    if lowercase:
+        fold[65:91] += 32
+    st = np.zeros(_STATE, dtype=np.int64)
+    for r in ranges:
+        path = Path(r.path)
+        share.stats.files += r.start == 0
+        result = _RangeResult()
+        check = r.start == 0 or check_every_range
+        with _open_binary(path) as fh:
+            reader = fh
+            if r.end >= 0:
+                try:
+                    fh.seek(r.start)
+                except OSError as e:
+                    raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+                reader = _Limited(fh, r.end - r.start)
+                result.file_end = r.end >= path.stat().st_size
+            else:
+                result.file_end = True
+            if check and r.end >= 0 and r.start == 0 and r.end < chunk_bytes and not check_every_range:
+                # the file's first read, as iter_segments makes it, goes past this range
+                with _open_binary(path) as head_fh:
+                    head = head_fh.read(chunk_bytes)
+                if head:
+                    _refuse_binary(path, head, _head_invalid(head))
+                check = False
+            buf = np.empty(2 * chunk_bytes, dtype=np.uint8)
+            out = np.empty(2 * chunk_bytes + 1, dtype=np.int32)
+            have = 0
+            st[_OPEN] = 0
+            st[_NEWLINE] = 0
+            first = True
+            while True:
+                want = max(chunk_bytes, have)  # a token longer than a read: reads grow with it
+                if len(buf) < have + want:
+                    bigger = np.empty(2 * (have + want), dtype=np.uint8)
+                    bigger[:have] = buf[:have]
+                    buf = bigger
+                    out = np.empty(len(buf) + 1, dtype=np.int32)
+                got = _readinto(reader, memoryview(buf)[have:have + want], path)
+                share.stats.bytes += got
+                if first and check and got:
+                    head = bytes(buf[:got])
+                    _refuse_binary(path, head, _head_invalid(head))
+                first = False
+                final = got == 0
+                n = have + got
+                st[_POS] = 0
+                st[_NOUT] = 0
+                st[_NENT] = share.n_ent
+                while True:
+                    status = _scan(buf, n, final, words, lowercase, _classes, fold, st, out, table.slots,
+                                   table.hashes, table.offsets, table.counts, table.pool)
+                    share.n_ent = int(st[_NENT])
+                    if status == _DONE:
+                        break
+                    if status == _NEED_BLOCK:
+                        _fill_block(int(st[_BLOCK]))
+                    elif status == _GROW_TABLE:
+                        table.grow(share.n_ent)
+                    else:
+                        table.grow_pool()
+                if st[_NOUT]:
+                    result.blocks.append(out[:st[_NOUT]].copy())
+                pos = int(st[_POS])
+                have = n - pos
+                if have:
+                    buf[:have] = buf[pos:n]
+                if final:
+                    break
+            result.newline = bool(st[_NEWLINE])
+            result.open = bool(st[_OPEN])
+        share.ranges.append(result)
+    share.stats.tokens = int(st[_TOKENS])
+    share.stats.lines = int(st[_LINES])
+    share.stats.invalid_utf8 = int(st[_INVALID])
+    return share
+
+
+# --- the whole corpus ---------------------------------------------------------------------------
+
+@dataclass
+class Tokens:
+    """A corpus tokenised: ``counts[i]`` of word i (ids in order of first appearance), the id
+    stream in ``blocks`` (int32 arrays, -1 after each sentence), what was read."""
+
+    counts: np.ndarray
+    blocks: list
+    stats: ReadStats
+    _pool: np.ndarray | None = None
+    _offsets: np.ndarray | None = None
+    _words: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def words(self, ids=None) -> list[str]:
+        """The words with these ids (all of them by default), decoded only now."""
+        if ids is None:
+            ids = range(len(self.counts))
+        if self._words is not None:
+            return [self._words[i] for i in ids]
+        pool, offsets = self._pool.tobytes(), self._offsets.tolist()
+        return [pool[offsets[i]:offsets[i + 1]].decode("utf-8") for i in ids]
+
+    def word_bytes(self) -> np.ndarray:
+        """Each word's length in bytes of UTF-8 (int64), without decoding the words."""
+        if self._words is not None:
+            return np.array([len(w.encode("utf-8")) for w in self._words], dtype=np.int64)
+        return np.diff(self._offsets).astype(np.int64)
+
+    def n_ids(self) -> int:
+        return sum(len(b) for b in self.blocks)
+
+    def stream(self) -> np.ndarray:
+        return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.int32)
+
+
+def tokenize(paths, lowercase: bool = False, mode: str = "whitespace", chunk_bytes: int = 1 << 20,
+             threads: int = 1, ranges=None) -> Tokens:
+    """Tokenise the corpus at ``paths`` (files, .gz files, directories), cut into ``threads``
+    shares read in parallel; or, with ``ranges`` (ByteRanges, a Ray share), those ranges alone,
+    each as ``corpus.iter_range_segments`` reads it (its own binary check; its own last line)."""
+    if mode not in MODES:
+        raise ValueError(f"tokenize must be one of {', '.join(MODES)}, got {mode!r}")
+    words = mode == "words"
+    if ranges is not None:
+        shares = [list(ranges)]
+        per_range = True
+    else:
+        files = corpus_files(paths)
+        shares = split_ranges(files, max(1, threads), chunk_bytes) if threads > 1 else \
+            [[ByteRange(str(f), 0, -1) for f in files]]
+        shares = [s for s in shares if s]
+        per_range = False
+    if len(shares) > 1:
+        with ThreadPoolExecutor(len(shares), thread_name_prefix="w2v-tokenize") as pool:
+            futures = [pool.submit(_scan_share, s, words, lowercase, chunk_bytes, False) for s in shares]
+            done = [f.result() for f in futures]
+    else:
+        done = [_scan_share(s, words, lowercase, chunk_bytes, per_range) for s in shares]
+    tokens = _combine(done, lowercase, per_range)
+    if not per_range:
+        tokens.stats.files = len(files)  # empty files are in no share
+    return tokens
+
+
+def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
+    total = sum(s.n_ent for s in shares)
+    pool_bytes = sum(int(s.table.offsets[s.n_ent]) for s in shares)
+    stats = ReadStats()
+    for s in shares:
+        for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
+            setattr(stats, name, getattr(stats, name) + getattr(s.stats, name))
+    if len(shares) == 1:
+        t = shares[0].table
+        n = shares[0].n_ent
+        counts, pool, offsets = t.counts[:n].copy(), t.pool[:int(t.offsets[n])], t.offsets[:n + 1]
+        maps = [None]
+    else:
+        capacity = 1 << max(4, int(2 * total + 1).bit_length())
+        gslots = np.zeros(2 * capacity, dtype=np.uint64)
+        ghashes = np.zeros(total + 1, dtype=np.uint64)
+        goffsets = np.zeros(total + 2, dtype=np.int64)
+        gcounts = np.zeros(total + 1, dtype=np.int64)
+        gpool = np.zeros(max(1, pool_bytes), dtype=np.uint8)
+        gstate = np.zeros(1, dtype=np.int64)
+        maps = []
+        for s in shares:
+            t = s.table
+            local = np.empty(max(1, s.n_ent), dtype=np.int32)
+            _merge(t.pool, t.offsets, t.hashes, t.counts, s.n_ent, gslots, ghashes, goffsets, gcounts, gpool, gstate,
+                   local)
+            maps.append(local)
+            s.table = None
+        n = int(gstate[0])
+        counts, pool, offsets = gcounts[:n], gpool[:int(goffsets[n])], goffsets[:n + 1]
+    words = None
+    if lowercase and n and (pool >= 0x80).any():
+        # non-ASCII words lowercased by Python (once per distinct word); words that coincide merge
+        raw = Tokens(counts, [], stats, pool, offsets).words()
+        index: dict[str, int] = {}
+        to_word = np.empty(n, dtype=np.int32)
+        for i, w in enumerate(raw):
+            if not w.isascii():
+                w = w.lower()
+            to_word[i] = index.setdefault(w, len(index))
+        merged = np.zeros(len(index), dtype=np.int64)
+        np.add.at(merged, to_word, counts)
+        counts, words = merged, list(index)
+        maps = [to_word if m is None else to_word[m] for m in maps]
+    blocks = []
+    line_open = False
+    for s, mapping in zip(shares, maps, strict=True):
+        for r in s.ranges:
+            for b in r.blocks:
+                if mapping is not None:
+                    b = b[:remap(b, mapping)]
+                blocks.append(b)
+            r.blocks = []
+            if per_range:
+                line_open = r.open
+            else:
+                line_open = r.open if r.newline else (line_open or r.open)
+            if r.file_end:
+                if line_open:
+                    blocks.append(np.array([SENTENCE_END], dtype=np.int32))
+                    stats.lines += 1
+                line_open = False
+    return Tokens(counts, blocks, stats, pool, offsets, words)
