@@ -29,7 +29,8 @@ from .vocab import MAX_WORD_BYTES, CountStats, Vocab, build_vocab, count_words
 
 SENTENCE_END = -1
 _OOV = -2
-_FORMAT = 4  # bump when the cached layout (or what a vocabulary keeps: 4, tokens over 100 bytes left out) changes (3: the Numba tokenizer, the tokenize key)
+_FORMAT = 4  # bump when the cached layout changes (3: the Numba tokenizer, the tokenize key; 4: tokens
+#              over 100 bytes left out of the vocabulary)
 _SCAN_IDS = 1 << 22  # ids per block when checking a stream (16 MiB of int32)
 
 
