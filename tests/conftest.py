@@ -9,8 +9,15 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(
     Path(__file__).resolve().parents[1] / ".cache" / "numba"
     / hashlib.sha1(b"".join(p.read_bytes() for p in _SOURCES)).hexdigest()[:12]))
 
+import signal  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# A run leaves SIGINT ignored when whoever started it made it so (nohup, `cmd &` in a script);
+# tests that interrupt runs in this process want it as from a terminal, however pytest was started.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TF_NCE = FIXTURES / "tf_nce"

@@ -394,3 +394,51 @@ def test_init_from_a_pretrained_file_with_a_repeated_word_takes_its_first_row(co
     result = invoke("train", corpus, "--init-from", p, "--output", tmp_path / "o", *SMALL, "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert "holds 1 repeated word(s); the first row of each is used" in result.output
+
+
+# ---------------------------------------------------------------- 5, 6: the corpus and its cache
+
+def test_a_killed_runs_cache_temporaries_go_and_a_running_ones_stay(corpus, tmp_path):
+    import fcntl
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = time.time() - 3600
+    stale, young, live = cache / ".tmp-k1ll3d", cache / ".tmp-young", cache / ".tmp-live"
+    for d in (stale, young, live):
+        d.mkdir()
+        (d / "ids.int32").write_bytes(b"x" * 1000)
+    for d in (stale, live):
+        os.utime(d, (old, old))
+    fd = os.open(live, os.O_RDONLY)  # another run filling it
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        args = [a for a in SMALL if a != "--no-cache"]
+        result = invoke("train", corpus, "--output", tmp_path / "o", *args, "--cache-dir", cache)
+        assert result.exit_code == 0, result.output
+    finally:
+        os.close(fd)
+    assert not stale.exists() and young.exists() and live.exists()
+
+
+def test_a_corpus_written_to_while_it_is_read_is_refused(corpus, tmp_path, monkeypatch):
+    import w2v.dataset
+
+    original = w2v.dataset._prepare
+
+    def appended_meanwhile(files, cfg, log):
+        dataset = original(files, cfg, log)
+        with open(corpus, "a") as fh:
+            fh.write("w1 w2 w3\n")
+        return dataset
+
+    monkeypatch.setattr(w2v.dataset, "_prepare", appended_meanwhile)
+    size = corpus.stat().st_size
+    out = tmp_path / "o"
+    assert_one_line_error(invoke("train", corpus, "--output", out, *SMALL),
+                          f"{corpus} changed while it was read ({size:,} bytes, then {size + 9:,})")
+    assert not out.exists()
+    cache = tmp_path / "cache"
+    args = [a for a in SMALL if a != "--no-cache"]
+    assert_one_line_error(invoke("train", corpus, "--output", out, *args, "--cache-dir", cache), "changed while")
+    assert [p.name for p in cache.iterdir()] == []  # the entry made from the text that changed is gone

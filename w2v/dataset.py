@@ -54,8 +54,34 @@ def cache_key(cfg: Config, files: list[Path]) -> str:
 
 
 def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
-    """Count, build the vocabulary and encode the corpus, or load all three from the cache."""
+    """Count, build the vocabulary and encode the corpus, or load all three from the cache. A
+    corpus file that changes meanwhile (size or mtime: appended to, rewritten) is a CorpusError:
+    the counts and the id stream would come from different texts."""
     files = corpus_files(paths)
+    before = _file_stats(files)
+    dataset = _prepare(files, cfg, log)
+    for f, was, now in zip(files, before, _file_stats(files), strict=True):
+        if was != now:
+            if dataset.cache_path is not None:
+                _discard(dataset.cache_path)
+            grew = f"{was[0]:,} bytes, then {now[0]:,}" if was[0] != now[0] else "its mtime changed"
+            raise CorpusError(f"{f} changed while it was read ({grew}): train on a copy that nothing writes to, "
+                              "or once it is complete")
+    return dataset
+
+
+def _file_stats(files) -> list[tuple[int, int]]:
+    stats = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stats.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((-1, -1))
+    return stats
+
+
+def _prepare(files: list[Path], cfg: Config, log) -> Dataset:
     cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
     if cache_root is not None:
         cached = cache_root / cache_key(cfg, files)
@@ -176,10 +202,74 @@ def _writable_cache_root(cache_root: Path, log) -> Path | None:
     return cache_root
 
 
+# A cache entry is filled in a temporary directory (.tmp-XXXXXXXX) its writer holds an flock on;
+# one that nobody holds and that is older than this many seconds was left by a killed run.
+_STALE_TMP_SECONDS = 60
+
+
+def _new_tmp_dir(parent: Path) -> tuple[Path, int | None]:
+    """A temporary directory for a cache entry, locked while it is filled; first, those killed runs
+    left behind go (another run's, still being filled, is locked: it stays)."""
+    _remove_stale_tmp_dirs(parent)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    return tmp, _lock_dir(tmp)
+
+
+def _lock_dir(path: Path) -> int | None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks; stale directories go by age alone
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return -1  # held by another process
+    return fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None and fd >= 0:
+        os.close(fd)
+
+
+def _remove_stale_tmp_dirs(parent: Path) -> None:
+    import time
+
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(".tmp-")]
+    except OSError:
+        return
+    for p in candidates:
+        try:
+            if not p.is_dir() or time.time() - p.stat().st_mtime < _STALE_TMP_SECONDS:
+                continue
+        except OSError:
+            continue
+        fd = _lock_dir(p)
+        if fd == -1:
+            continue  # a run is filling it
+        try:
+            shutil.rmtree(p, ignore_errors=True)
+        finally:
+            _release(fd)
+
+
 def _write_cache(cached: Path, files, vocab: Vocab, cfg: Config, stats: dict, blocks) -> Dataset:
     """Write the id stream (``blocks``) into a temporary directory beside ``cached``, then rename it
     into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cached.parent))
+    tmp, lock = _new_tmp_dir(cached.parent)
+    try:
+        return _fill_cache(cached, tmp, vocab, stats, blocks)
+    finally:
+        _release(lock)
+
+
+def _fill_cache(cached: Path, tmp: Path, vocab: Vocab, stats: dict, blocks) -> Dataset:
     try:
         n_words, n_ids, crc = 0, 0, 0
         with open(tmp / "ids.int32", "wb") as fh:
@@ -424,7 +514,7 @@ def _shard_key(ranges, vocab: Vocab, cfg: Config) -> str:
 def _write_entry(cache_root: Path, entry: Path, fill) -> None:
     """Fill a temporary directory, then rename it to ``entry`` (another run may win the race)."""
     cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache_root))
+    tmp, lock = _new_tmp_dir(cache_root)
     try:
         fill(tmp)
         try:
@@ -434,6 +524,8 @@ def _write_entry(cache_root: Path, entry: Path, fill) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _release(lock)
 
 
 def _encode_ranges(ranges, vocab: Vocab, cfg: Config):
