@@ -442,3 +442,24 @@ def test_a_corpus_written_to_while_it_is_read_is_refused(corpus, tmp_path, monke
     args = [a for a in SMALL if a != "--no-cache"]
     assert_one_line_error(invoke("train", corpus, "--output", out, *args, "--cache-dir", cache), "changed while")
     assert [p.name for p in cache.iterdir()] == []  # the entry made from the text that changed is gone
+
+
+# ---------------------------------------------------------------- 4. text that is not text
+
+@pytest.mark.parametrize("tokenize_args", [[], ["--max-vocab-size", "50"]])  # the Numba path, the Python one
+def test_binary_data_after_the_first_mib_is_refused(tmp_path, tokenize_args):
+    p = tmp_path / "mixed.txt"
+    text = ("the whale and the ship went to sea " * 3 + "\n").encode() * 15_000  # about 1.6 MB of text
+    p.write_bytes(text + bytes(range(256)) * 4000)  # then 1 MB of binary data
+    assert len(text) > 1 << 20
+    assert_one_line_error(invoke("train", p, "--output", tmp_path / "o", *SMALL, *tokenize_args),
+                          f"{p} holds binary data past its start", "NUL bytes in bytes")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_utf16_is_named(tmp_path, bom):
+    p = tmp_path / "u16.txt"
+    p.write_bytes(("the whale and the ship\n" * 200).encode("utf-16" if bom else "utf-16-le"))
+    assert_one_line_error(invoke("train", p, "--output", tmp_path / "o", *SMALL), "looks like UTF-16 text",
+                          "iconv -f UTF-16 -t UTF-8")

@@ -88,14 +88,35 @@ def _closed(segments, stats: ReadStats):
         yield [], True
 
 
+def _utf16(head: bytes) -> bool:
+    """A byte-order mark of UTF-16, or a NUL in every other byte (ASCII text in UTF-16)."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    sample = head[:4096]
+    even, odd = sorted((sample[0::2].count(0), sample[1::2].count(0)))
+    return len(sample) >= 16 and odd > len(sample) // 4 and even <= len(sample) // 100
+
+
 def _refuse_binary(path, head: bytes, invalid: int) -> None:
     """A file whose first chunk has NUL bytes or is mostly undecodable is not text: refuse it
     rather than train on garbage (a little invalid UTF-8 is replaced and counted instead)."""
     nul = head.count(b"\0")
+    if _utf16(head):
+        raise CorpusError(f"{path} looks like UTF-16 text (a byte-order mark, or a NUL byte in every other byte); "
+                          f"w2v reads UTF-8: convert it first, e.g. iconv -f UTF-16 -t UTF-8 {path} > {path}.utf8")
     if nul or invalid > max(8, len(head) // 10):
         what = f"{nul} NUL bytes" if nul else f"{invalid} invalid UTF-8 sequences"
         raise CorpusError(f"{path} looks like a binary file ({what} in its first {len(head)} bytes); "
                           "w2v reads UTF-8 text")
+
+
+def refuse_binary_later(path, nul: int, size: int, offset: int) -> None:
+    """Past a file's first chunk: NUL bytes (which text never holds) in more than one byte in a
+    thousand of a chunk (``nul`` of ``size`` bytes from ``offset``) mean binary data follows the
+    text (an archive appended, a disk image): refuse it rather than train on garbage."""
+    if nul > max(8, size // 1000):
+        raise CorpusError(f"{path} holds binary data past its start ({nul:,} NUL bytes in bytes {offset:,} to "
+                          f"{offset + size:,}); w2v reads UTF-8 text")
 
 
 JOINERS = "'\u2019-\u2010\u2011"  # apostrophes and hyphens that stay inside a word (tokenize: words)
@@ -162,6 +183,8 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats, mode="whitespace"):
         text = carry + decoder.decode(raw, final=final)
         if first and raw:
             _refuse_binary(path, raw, invalid[0])
+        elif raw:
+            refuse_binary_later(path, raw.count(b"\0"), len(raw), stats.bytes - start_bytes - len(raw))
         if lowercase and not words:
             text = text.lower()
         carry = ""

@@ -55,6 +55,7 @@ from .corpus import (
     _refuse_binary,
     corpus_files,
     is_word_char,
+    refuse_binary_later,
     split_ranges,
 )
 
@@ -592,6 +593,7 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
             buf = np.empty(2 * chunk_bytes, dtype=np.uint8)
             out = np.empty(2 * chunk_bytes + 1, dtype=np.int32)
             have = 0
+            read_before = 0
             st[_OPEN] = 0
             st[_NEWLINE] = 0
             first = True
@@ -607,6 +609,10 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
                 if first and check and got:
                     head = bytes(buf[:got])
                     _refuse_binary(path, head, _head_invalid(head))
+                elif got:  # binary data after the text: NUL bytes in a later chunk
+                    refuse_binary_later(path, got - int(np.count_nonzero(buf[have:have + got])), got,
+                                        read_before + r.start)
+                read_before += got
                 first = False
                 final = got == 0
                 n = have + got
