@@ -463,3 +463,14 @@ def test_utf16_is_named(tmp_path, bom):
     p.write_bytes(("the whale and the ship\n" * 200).encode("utf-16" if bom else "utf-16-le"))
     assert_one_line_error(invoke("train", p, "--output", tmp_path / "o", *SMALL), "looks like UTF-16 text",
                           "iconv -f UTF-16 -t UTF-8")
+
+
+@pytest.mark.parametrize("tokenize_args", [[], ["--max-vocab-size", "50"]])
+def test_the_invalid_utf8_warning_names_the_file_and_the_likely_encoding(tmp_path, tokenize_args):
+    good, latin = tmp_path / "a.txt", tmp_path / "b.txt"
+    good.write_text("the whale and the ship\n" * 100)
+    latin.write_bytes("the café and the naïve whale\n".encode("latin-1") * 100)
+    result = invoke("train", good, latin, "--output", tmp_path / "o", *SMALL, *tokenize_args)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: replaced 200 invalid UTF-8 sequence(s) by U+FFFD (first in {latin}: is it in another "
+            "encoding, e.g. Latin-1 or Windows-1252?") in result.output

@@ -29,6 +29,25 @@ class ReadStats:
     tokens: int = 0
     lines: int = 0
     invalid_utf8: int = 0  # undecodable byte sequences, each replaced by U+FFFD
+    invalid_file: str = ""  # the first file that had some
+
+    def add(self, other: ReadStats) -> None:
+        """Add up another share's counts (the first file with invalid UTF-8 stays first)."""
+        for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.invalid_file = self.invalid_file or other.invalid_file
+
+
+def invalid_utf8_warning(stats: dict) -> str | None:
+    """The warning for a corpus with invalid UTF-8 (None: it had none), naming the first file and
+    the likely encoding."""
+    n = stats.get("invalid_utf8")
+    if not n:
+        return None
+    where = stats.get("invalid_file")
+    hint = (f" (first in {where}: is it in another encoding, e.g. Latin-1 or Windows-1252? convert it with "
+            f"iconv -f WINDOWS-1252 -t UTF-8 {where} > {where}.utf8)") if where else ""
+    return f"warning: replaced {n:,} invalid UTF-8 sequence(s) by U+FFFD{hint}"
 
 
 def corpus_files(paths) -> list[Path]:
@@ -215,6 +234,8 @@ def _file_segments(fh, path, lowercase, chunk_bytes, stats, mode="whitespace"):
             stats.tokens += len(tokens)
             yield tokens, False
     stats.invalid_utf8 += invalid[0]
+    if invalid[0] and not stats.invalid_file:
+        stats.invalid_file = str(path)
 
 
 # Byte ranges: how the Ray backend shares a corpus out without reading it in one place. Every node

@@ -31,6 +31,7 @@ from .continued import (  # noqa: F401  (w2v.run's names before the split)
     continued_dataset,
     continued_model,
 )
+from .corpus import invalid_utf8_warning
 from .dataset import encode, prepare
 from .distributed import RayTrainer
 from .errors import TrainingError, WorkersLost
@@ -80,8 +81,8 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
         dataset = prepare(corpus, cfg, log)
     log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
         f"{len(dataset.vocab):,} words")
-    if dataset.stats.get("invalid_utf8"):
-        log(f"warning: replaced {dataset.stats['invalid_utf8']} invalid UTF-8 sequence(s) by U+FFFD")
+    if invalid_utf8_warning(dataset.stats):
+        log(invalid_utf8_warning(dataset.stats))
     _warn_long_words(dataset.stats, log)
     validate(cfg, len(dataset.vocab))
     check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)

@@ -594,6 +594,7 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
             out = np.empty(2 * chunk_bytes + 1, dtype=np.int32)
             have = 0
             read_before = 0
+            invalid_before = int(st[_INVALID])
             st[_OPEN] = 0
             st[_NEWLINE] = 0
             first = True
@@ -641,6 +642,8 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
                     break
             result.newline = bool(st[_NEWLINE])
             result.open = bool(st[_OPEN])
+            if st[_INVALID] > invalid_before and not share.stats.invalid_file:
+                share.stats.invalid_file = str(path)
         share.ranges.append(result)
     share.stats.tokens = int(st[_TOKENS])
     share.stats.lines = int(st[_LINES])
@@ -721,8 +724,7 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
     pool_bytes = sum(int(s.table.offsets[s.n_ent]) for s in shares)
     stats = ReadStats()
     for s in shares:
-        for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
-            setattr(stats, name, getattr(stats, name) + getattr(s.stats, name))
+        stats.add(s.stats)
     if len(shares) == 1:
         t = shares[0].table
         n = shares[0].n_ent

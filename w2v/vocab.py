@@ -138,8 +138,7 @@ def merge_counts(parts, max_vocab_size=0) -> tuple[Counter, CountStats]:
     min_reduce = 1
     for counts, part in parts:
         total.update(counts)
-        for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
-            setattr(stats.read, name, getattr(stats.read, name) + getattr(part.read, name))
+        stats.read.add(part.read)
         stats.pruned_below = max(stats.pruned_below, part.pruned_below)
         if max_vocab_size and len(total) > 2 * max_vocab_size:
             total = _prune(total, min_reduce)
