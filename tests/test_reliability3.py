@@ -474,3 +474,25 @@ def test_the_invalid_utf8_warning_names_the_file_and_the_likely_encoding(tmp_pat
     assert result.exit_code == 0, result.output
     assert (f"warning: replaced 200 invalid UTF-8 sequence(s) by U+FFFD (first in {latin}: is it in another "
             "encoding, e.g. Latin-1 or Windows-1252?") in result.output
+
+
+def test_a_damaged_local_zip_header_in_a_checkpoint_is_seen(corpus, tmp_path):
+    """zipfile takes sizes from the zip's directory: a flipped byte in a member's own header (its
+    CRC or sizes, or their zip64 copies) went unseen, and the checkpoint loaded."""
+    import zipfile
+
+    from w2v.io import DamagedFileError
+
+    out = tmp_path / "run"
+    assert invoke("train", corpus, "--output", out, *SMALL).exit_code == 0
+    ck = out / "checkpoint.npz"
+    raw = ck.read_bytes()
+    infos = zipfile.ZipFile(ck).infolist()
+    for info in infos[:6]:
+        name_end = info.header_offset + 30 + len(info.filename)
+        for at in [*range(info.header_offset + 14, info.header_offset + 26), *range(name_end + 4, name_end + 20)]:
+            ck.write_bytes(raw[:at] + bytes([raw[at] ^ 0x5A]) + raw[at + 1:])
+            with pytest.raises(DamagedFileError):
+                load_checkpoint(ck)
+    ck.write_bytes(raw)
+    load_checkpoint(ck)

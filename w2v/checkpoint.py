@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def _read_npz(path: Path) -> dict:
                         raise DamagedFileError(f"{path} is not a w2v checkpoint (it holds {info.filename!r})")
                     if info.file_size > size:
                         raise ValueError(f"{info.filename} claims {info.file_size} bytes in a file of {size}")
+                    _check_local_header(fh, info)
                     with zf.open(info) as member:
                         data[info.filename[:-4]] = _read_npy(member, info.file_size, info.filename)
         except DamagedFileError:
@@ -104,6 +106,33 @@ def _read_npz(path: Path) -> dict:
             raise DamagedFileError(f"checkpoint {path} is damaged or not a checkpoint "
                                    f"({type(e).__name__}: {str(e)[:200]})") from None
     return data
+
+
+def _check_local_header(fh, info: zipfile.ZipInfo) -> None:
+    """A member's local header says what the zip's directory says (zipfile reads the sizes from the
+    directory only, so a damaged local header would go unseen). Sizes of 0xFFFFFFFF are in the
+    header's zip64 field (numpy writes every member so)."""
+    fh.seek(info.header_offset)
+    header = fh.read(30)
+    if len(header) != 30:
+        raise ValueError(f"{info.filename}: its local header is cut off")
+    sig, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = struct.unpack("<IHHHHHIIIHH", header)
+    fh.seek(name_len, os.SEEK_CUR)
+    extra = fh.read(extra_len)
+    wide = []
+    at = 0
+    while at + 4 <= len(extra):
+        tag, n = struct.unpack_from("<HH", extra, at)
+        if tag == 1:
+            wide = [v for (v,) in struct.iter_unpack("<Q", extra[at + 4:at + 4 + n - n % 8])]
+        at += 4 + n
+    if usize == 0xFFFFFFFF and wide:
+        usize = wide.pop(0)
+    if csize == 0xFFFFFFFF and wide:
+        csize = wide.pop(0)
+    if sig != 0x04034B50 or method != info.compress_type or (
+            not flags & 0x08 and (crc, csize, usize) != (info.CRC, info.compress_size, info.file_size)):
+        raise ValueError(f"{info.filename}: its local header does not match the zip directory")
 
 
 def _read_npy(fh, file_size: int, name: str) -> np.ndarray:
