@@ -115,3 +115,26 @@ def test_sigmoid_softplus_table_is_within_float32_precision():
     assert np.abs(got[:, 0] - sig).max() < 1.2e-7
     assert (np.abs(got[:, 1] - softplus) / np.maximum(1, softplus)).max() < 2.8e-7
     assert np.isnan(_sigmoid_softplus(np.nan)).all()  # never an index from a NaN
+
+
+@pytest.mark.parametrize("num_sampled", [1, 5, 16, 17, 40])
+def test_unique_draws_equal_the_formula_both_ways_of_finding_duplicates(num_sampled):
+    """Up to sampler._SCAN_MAX ids a draw, duplicates are found by searching the ids drawn so far,
+    above it in the stamp array: both give TF's draw (the formula, first occurrences, every try counted)."""
+    from w2v.rng import make_state, next_float
+    from w2v.sampler import _log_range, draw_log_uniform, floor_table
+
+    v = 50  # small: many duplicates
+    state, ref_state = make_state(3, 0, 1), make_state(3, 0, 1)
+    stamp = np.zeros(v, np.int64)
+    for mark in range(1, 30):
+        out = np.empty(num_sampled, np.int64)
+        tries = draw_log_uniform(state, v, floor_table(v), num_sampled, True, out, stamp, mark)
+        want, want_tries = [], 0
+        while len(want) < num_sampled:
+            k = int(np.exp(next_float(ref_state) * _log_range(v))) - 1
+            k = k - v if k >= v else k
+            want_tries += 1
+            if k not in want:
+                want.append(k)
+        assert out.tolist() == want and tries == want_tries
