@@ -138,3 +138,34 @@ def test_unique_draws_equal_the_formula_both_ways_of_finding_duplicates(num_samp
             if k not in want:
                 want.append(k)
         assert out.tolist() == want and tries == want_tries
+
+
+def test_numba_cache_is_keyed_by_the_package_sources(tmp_path):
+    """A hand-run w2v (NUMBA_CACHE_DIR unset) caches its kernels in a directory named by the version
+    and a hash of the sources: an edited or upgraded package never loads a kernel compiled from
+    other sources. A NUMBA_CACHE_DIR set by the user is kept."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import w2v
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(Path(w2v.__file__).parent, pkg / "w2v", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(pkg))
+
+    def cache_dir(**extra):
+        out = subprocess.run([sys.executable, "-c", "import numba, w2v; print(numba.config.CACHE_DIR)"],
+                             env={**env, **extra}, cwd=tmp_path, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    first = cache_dir()
+    assert first.startswith(str(tmp_path / "xdg" / "w2v" / "numba" / f"{w2v.__version__}-"))
+    assert cache_dir() == first
+    with open(pkg / "w2v" / "sampler.py", "a") as fh:  # a kernel's callee edited: a new directory
+        fh.write("\n# edited\n")
+    assert cache_dir() not in ("", first)
+    assert cache_dir(NUMBA_CACHE_DIR=str(tmp_path / "mine")) == str(tmp_path / "mine")
