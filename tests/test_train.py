@@ -82,3 +82,24 @@ def test_compile_ahead_fills_the_cache_training_then_loads(planted_corpus, tmp_p
     out = subprocess.run([sys.executable, "-c", _COMPILED_HERE, str(path), str(tmp_path / "c2"), str(tmp_path / "run")],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_workers_write_no_cache_line_another_worker_writes(planted_corpus):
+    """Every array a worker writes per batch (cursor, RNG states, negatives, totals, scratch) sits on
+    cache lines of its own: two workers' small arrays side by side made the cores fight over a line."""
+    from w2v.dataset import prepare
+    from w2v.train import _LINE, Trainer
+
+    path, _ = planted_corpus
+    cfg = small_cfg(workers=2)
+    trainer = Trainer(prepare([path], cfg), cfg)
+    spans = []
+    for w in trainer.workers:
+        arrays = [w.totals] + [v for bundle in (w.stream, w.neg, w.scratch) for k, v in bundle._asdict().items()
+                               if isinstance(v, np.ndarray) and k not in ("ids", "keep_prob")]
+        for a in arrays:
+            lo = a.ctypes.data // _LINE
+            hi = (a.ctypes.data + max(a.nbytes, 1) - 1) // _LINE
+            spans.append((lo, hi))
+    spans.sort()
+    assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))

@@ -176,22 +176,44 @@ def init_model(dataset: Dataset, cfg: Config) -> Model:
     return Model(dataset.vocab.words, counts, emb_in, emb_out, bias, cfg)
 
 
+_LINE = 128  # bytes: a cache line, or the pair of lines some CPUs fetch together
+
+
+def _own_lines(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` on cache lines of its own. A worker writes its cursor, RNG states, totals and
+    negatives every batch; small arrays of two workers allocated side by side would share a line,
+    and every write would take it from the other core (false sharing)."""
+    buf = np.zeros(a.nbytes + 2 * _LINE, np.uint8)
+    off = _LINE - buf.ctypes.data % _LINE
+    out = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def _private(bundle, shared=()):
+    """``bundle`` (a namedtuple) with each array field but those named in ``shared`` on lines of its own."""
+    return bundle._replace(**{k: _own_lines(v) for k, v in bundle._asdict().items()
+                              if isinstance(v, np.ndarray) and k not in shared})
+
+
 class _Worker:
-    """One thread's state: its span, its pair stream (cursor, RNG), negatives and step scratch."""
+    """One thread's state: its span, its pair stream (cursor, RNG), negatives and step scratch,
+    each array on cache lines no other worker writes."""
 
     def __init__(self, index: int, span, cfg: Config, ids: np.ndarray, keep_prob: np.ndarray, vocab_size: int):
         self.start, self.end = span
         self.epoch = 0
-        self.stream = pair_stream(ids, self.start, self.end, keep_prob, cfg, make_state(cfg.seed, index, PAIRS))
+        stream = pair_stream(ids, self.start, self.end, keep_prob, cfg, make_state(cfg.seed, index, PAIRS))
+        self.stream = _private(stream, shared=("ids", "keep_prob"))
         # stamp[k] == mark flags ids drawn in the current batch; marks only grow, so a resumed
         # worker can start from a zero stamp array and draw the same ids.
         rows, s = max_batch_rows(cfg), cfg.num_sampled
-        self.neg = Negatives(make_state(cfg.seed, index, NEGATIVES), np.zeros(vocab_size, np.int64),
-                             np.zeros(1, np.int64), np.empty(s, np.int64), np.empty(s, np.float64),
-                             np.empty(rows, np.float64))
+        self.neg = _private(Negatives(make_state(cfg.seed, index, NEGATIVES), np.zeros(vocab_size, np.int64),
+                                      np.zeros(1, np.int64), np.empty(s, np.int64), np.empty(s, np.float64),
+                                      np.empty(rows, np.float64)))
         n_hot = min(_HOT_ROWS, vocab_size) if cfg.resolved_workers() > 1 else 0  # one worker: no buffer
-        self.scratch = step_scratch(rows, s, cfg.dim, n_hot)
-        self.totals = np.zeros(4, dtype=np.float64)
+        self.scratch = _private(step_scratch(rows, s, cfg.dim, n_hot))
+        self.totals = _own_lines(np.zeros(4, dtype=np.float64))
 
     @property
     def cursor(self) -> np.ndarray:
