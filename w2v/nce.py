@@ -156,11 +156,11 @@ Params = namedtuple("Params", ["emb_in", "emb_out", "bias"])
 
 # The step is a small matrix product, register-blocked: the logits of 2 input rows x 3 columns at a
 # time (six accumulators), the input gradients as coef [B, S+1] x block [S+1, D] and the output
-# deltas as coef^T x inputs [B, D], each a loop whose innermost level runs over D contiguous floats
-# (vector FMAs). Rows are padded to a multiple of _LANES floats with zeros, so those loops have no
+# deltas as coef^T x inputs [B, D], each a loop whose innermost level runs over D
+# contiguous floats (vector FMAs). Rows are padded to a multiple of _LANES floats with zeros, so those loops have no
 # scalar remainder whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16 with
-# AVX-512). Odd rows and columns are paired with a zero "trash" row / column at the end of the
-# scratch (its coefficients stay zero), so the same 2 x 3 code covers every shape.
+# AVX-512). Odd rows and columns are paired with zero "trash" rows / columns at the end of the
+# scratch (their coefficients are zero), so the same 2 x 3 code covers every shape.
 _LANES = 16
 _ROWS, _COLS = 2, 3
 
@@ -174,12 +174,13 @@ def _coef_width(num_sampled: int) -> int:
 
 
 # One worker's scratch for ``nce_sgd_step``, allocated once (the step allocates nothing); P is dim
-# padded to a multiple of _LANES, the last row of each [.., P] array is the zero trash row/column:
+# padded to a multiple of _LANES; the last row of xin / grad_in / coef is the trash row, the last two
+# of block / delta the trash columns (the padding and the trash rows of xin and block stay zero):
 #   xin [B+1, P]: the batch's input rows, gathered before the step;
-#   block [S+B+1, P] / block_bias [S+B+1]: the output rows of the batch's columns (the S sampled
+#   block [S+B+2, P] / block_bias [S+B+2]: the output rows of the batch's columns (the S sampled
 #     ids, then one row per run of equal labels), gathered before the step, so every read sees the
 #     state before the step and the rows sit contiguous in L1 while every input row meets them;
-#   delta [S+B+1, P]: their accumulated gradients, scattered back once; grad_in [B+1, P]: each input
+#   delta [S+B+2, P]: their accumulated gradients, scattered back once; grad_in [B+1, P]: each input
 #   row's gradient; coef [B+1, 3k >= S+1] float32: d loss / d logit (padding stays 0);
 #   group_start [B+1]: the runs of equal labels;
 #   hot_out [H, D] / hot_bias [H]: pending steps of output rows 0..H-1 (see ``flush_hot_rows``).
@@ -189,15 +190,15 @@ StepScratch = namedtuple("StepScratch", [
 
 def _step_scratch_layout(max_rows: int, num_sampled: int, dim: int, hot_rows: int) -> list:
     """(shape, dtype) of each StepScratch array, in field order."""
-    cols, p = num_sampled + max_rows + 1, padded_dim(dim)
+    cols, p = num_sampled + max_rows + 2, padded_dim(dim)
     return [((max_rows + 1, p), np.float32), ((cols, p), np.float32), (cols, np.float64), ((cols, p), np.float32),
             ((max_rows + 1, p), np.float32), ((max_rows + 1, _coef_width(num_sampled)), np.float32),
             (max_rows + 1, np.int64), ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
 
 
 def step_scratch(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> StepScratch:
-    # zeros: the padding and the trash row/column must stay 0 (the step writes only the first dim
-    # floats of a row and never the trash); the hot-row deltas are added to the shared rows
+    # zeros: the padding and the trash rows of xin and block must stay 0 (the step writes only the
+    # first dim floats of a row and never their trash rows); the hot-row deltas are added to the shared rows
     return StepScratch(*(np.zeros(shape, dtype) for shape, dtype in
                          _step_scratch_layout(max_rows, num_sampled, dim, hot_rows)))
 
@@ -252,7 +253,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     dim = emb_in.shape[1]
     pdim = xin.shape[1]
     trash_row = xin.shape[0] - 1
-    trash_col = block.shape[0] - 1
+    trash_col, trash_col2 = block.shape[0] - 2, block.shape[0] - 1  # two: a pass never writes one row twice
     n_sampled = sampled.shape[0]
     n_cols = n_sampled + 1
     n_hot = hot_out.shape[0]
@@ -280,11 +281,12 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             for d in range(dim):
                 block[j, d] = emb_out[k, d]
             block_bias[j] = bias[k]
-        for d in range(pdim):
-            delta[j, d] = 0.0
+        if j > n_sampled:  # a later run's label: its rows add to a zero delta (see below)
+            for d in range(pdim):
+                delta[j, d] = 0.0
     # 2. Per run of equal labels, 2 rows x 3 columns at a time: logits, d loss / d logit, the rows'
     #    input gradients and their share of the output rows' gradients, all from the state before
-    #    the step. Column i < S is sampled row i, column S the run's label; past S+1 the trash column.
+    #    the step. Column i < S is sampled row i, column S the run's label; past S+1 the trash columns.
     loss = 0.0
     for g in range(n_groups):
         label = labels[start + group_start[g]]
@@ -295,7 +297,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             for i0 in range(0, n_cols, _COLS):
                 j0 = i0 if i0 < n_sampled else label_col
                 j1 = i0 + 1 if i0 + 1 < n_sampled else (label_col if i0 + 1 == n_sampled else trash_col)
-                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col)
+                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col2)
                 a00 = a01 = a02 = a10 = a11 = a12 = np.float32(0.0)
                 for d in range(pdim):
                     x0 = xin[r0, d]
@@ -339,7 +341,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             for i0 in range(0, n_cols, _COLS):
                 j0 = i0 if i0 < n_sampled else label_col
                 j1 = i0 + 1 if i0 + 1 < n_sampled else (label_col if i0 + 1 == n_sampled else trash_col)
-                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col)
+                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col2)
                 c00, c01, c02 = coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2]
                 c10, c11, c12 = coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2]
                 # the input rows' gradients: coef x block
@@ -357,13 +359,22 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
                         b2 = block[j2, d]
                         grad_in[r0, d] += c00 * b0 + c01 * b1 + c02 * b2
                         grad_in[r1, d] += c10 * b0 + c11 * b1 + c12 * b2
-                # the output rows' gradients: coef^T x inputs
-                for d in range(pdim):
-                    x0 = xin[r0, d]
-                    x1 = xin[r1, d]
-                    delta[j0, d] += c00 * x0 + c10 * x1
-                    delta[j1, d] += c01 * x0 + c11 * x1
-                    delta[j2, d] += c02 * x0 + c12 * x1
+                # the output rows' gradients: coef^T x inputs; the batch's first rows write the
+                # sampled rows' deltas and the first run's label row's, later rows add to them
+                if r0 == 0:
+                    for d in range(pdim):
+                        x0 = xin[r0, d]
+                        x1 = xin[r1, d]
+                        delta[j0, d] = c00 * x0 + c10 * x1
+                        delta[j1, d] = c01 * x0 + c11 * x1
+                        delta[j2, d] = c02 * x0 + c12 * x1
+                else:
+                    for d in range(pdim):
+                        x0 = xin[r0, d]
+                        x1 = xin[r1, d]
+                        delta[j0, d] += c00 * x0 + c10 * x1
+                        delta[j1, d] += c01 * x0 + c11 * x1
+                        delta[j2, d] += c02 * x0 + c12 * x1
     # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta), then
     #    the input rows (a context repeated in the window gets both its rows' gradients).
     lr32 = np.float32(lr)
