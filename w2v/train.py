@@ -64,6 +64,15 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
     # window batches: inputs are the contexts, every label the centre; pairs: the other way round
     inputs = stream.contexts if by_window else stream.centres
     labels = stream.centres if by_window else stream.contexts
+    # every field taken out of its bundle once: inside the loop each access would count a reference
+    # to the array, atomically (profiled: ~7% of the time)
+    centres, contexts = stream.centres, stream.contexts
+    rng, stamp, mark, sampled = neg.rng, neg.stamp, neg.mark, neg.sampled
+    log_q_sampled, log_q_true = neg.log_q_sampled, neg.log_q_true
+    table, log_p, log1m_p = sampler.table, sampler.log_p, sampler.log1m_p
+    num_sampled, log_num_sampled = sampler.num_sampled, sampler.log_num_sampled
+    unique, remove_hits = sampler.unique, sampler.remove_hits
+    n_hot = scratch.hot_out.shape[0]
     words = 0
     since_flush = 0
     lr = learning_rate(schedule.alpha, schedule.min_alpha, schedule.words_before, schedule.total_words)
@@ -77,30 +86,28 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
                                schedule.total_words)
         if b0 == b1:
             break
-        neg.mark[0] += 1
-        tries = draw_log_uniform(neg.rng, vocab_size, sampler.table, sampler.num_sampled, sampler.unique,
-                                 neg.sampled, neg.stamp, neg.mark[0])
-        for s in range(sampler.num_sampled):
-            neg.log_q_sampled[s] = log_expected_count(neg.sampled[s], tries, sampler.num_sampled,
-                                                      sampler.log_p, sampler.log1m_p, sampler.log_num_sampled)
+        mark[0] += 1
+        tries = draw_log_uniform(rng, vocab_size, table, num_sampled, unique, sampled, stamp, mark[0])
+        for s in range(num_sampled):
+            log_q_sampled[s] = log_expected_count(sampled[s], tries, num_sampled, log_p, log1m_p, log_num_sampled)
         for r in range(b0, b1):  # a window's rows share their label: one log Q for all
             if r > b0 and labels[r] == labels[r - 1]:
-                neg.log_q_true[r - b0] = neg.log_q_true[r - b0 - 1]
+                log_q_true[r - b0] = log_q_true[r - b0 - 1]
             else:
-                neg.log_q_true[r - b0] = log_expected_count(labels[r], tries, sampler.num_sampled,
-                                                            sampler.log_p, sampler.log1m_p, sampler.log_num_sampled)
+                log_q_true[r - b0] = log_expected_count(labels[r], tries, num_sampled, log_p, log1m_p,
+                                                        log_num_sampled)
         step = lr / (b1 - b0) if schedule.mean_loss else lr
-        totals[2] += nce_sgd_step(params, inputs, labels, b0, b1, neg.sampled, neg.log_q_sampled,
-                                  neg.log_q_true, step, sampler.remove_hits, scratch)
-        if scratch.hot_out.shape[0]:
+        totals[2] += nce_sgd_step(params, inputs, labels, b0, b1, sampled, log_q_sampled, log_q_true, step,
+                                  remove_hits, scratch)
+        if n_hot:
             since_flush += b1 - b0
             if since_flush >= _FLUSH_PAIRS:
                 flush_hot_rows(params, scratch.hot_out, scratch.hot_bias)
                 since_flush = 0
         base = np.int64(totals[1])
         for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
-            trace[base + r - b0, 0] = stream.centres[r]
-            trace[base + r - b0, 1] = stream.contexts[r]
+            trace[base + r - b0, 0] = centres[r]
+            trace[base + r - b0, 1] = contexts[r]
         totals[1] += b1 - b0
         totals[3] += 1
     flush_hot_rows(params, scratch.hot_out, scratch.hot_bias)
