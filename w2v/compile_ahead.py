@@ -18,6 +18,7 @@ fails, the parent compiles as before.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,19 @@ from pathlib import Path
 _TYPE_KEYS = ("batch", "unique", "remove_accidental_hits", "reduction", "bias_init", "lowercase")
 
 
+def cached() -> bool:
+    """Whether Numba's cache (w2v.kernel_cache's directory) already holds the training loop: then
+    a child would only load the kernels, so none is started. A kernel cached for other argument
+    types is still compiled by the run itself, as it would be without this module."""
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    return bool(cache) and any(Path(cache).rglob("*train_span*.nbi"))
+
+
 def start(cfg) -> subprocess.Popen | None:
-    """Launch the compiling child for ``cfg`` (a Config); None if it cannot be started."""
+    """Launch the compiling child for ``cfg`` (a Config) unless the kernels are cached; None if
+    none is started."""
+    if cached():
+        return None
     settings = {k: v for k, v in asdict(cfg).items() if k in _TYPE_KEYS}
     settings["corpus_cache"] = bool(cfg.cache_dir)
     try:
@@ -38,6 +50,13 @@ def start(cfg) -> subprocess.Popen | None:
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError:
         return None
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """End the child early (the run failed before training): no process outlives the run."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.communicate()
 
 
 def wait(proc: subprocess.Popen | None, log=lambda msg: None, timeout: float = 600.0) -> bool:
