@@ -13,6 +13,8 @@ figure (it still includes cache misses, not time spent waiting for a core).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import threading
 import time
 
@@ -73,6 +75,22 @@ def main() -> None:
           f"{wall / pairs * 1e9 * args.workers:.0f} ns/pair per worker (wall), {cpu / pairs * 1e9:.0f} ns/pair of "
           f"thread CPU time, {words / wall:,.0f} words/s, "
           f"{pairs / words:.2f} pairs/word (best of {args.repeat}: " + ", ".join(f"{r[0]:.2f}s" for r in results) + ")")
+    from llvmlite import binding
+
+    print(f"CPU: {cpu_model()} (LLVM target {binding.get_host_cpu_name()}); load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+
+
+def cpu_model() -> str:
+    """lscpu's model name (from /proc/cpuinfo), or what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

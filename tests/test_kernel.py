@@ -115,3 +115,57 @@ def test_sigmoid_softplus_table_is_within_float32_precision():
     assert np.abs(got[:, 0] - sig).max() < 1.2e-7
     assert (np.abs(got[:, 1] - softplus) / np.maximum(1, softplus)).max() < 2.8e-7
     assert np.isnan(_sigmoid_softplus(np.nan)).all()  # never an index from a NaN
+
+
+@pytest.mark.parametrize("num_sampled", [1, 5, 16, 17, 40])
+def test_unique_draws_equal_the_formula_both_ways_of_finding_duplicates(num_sampled):
+    """Up to sampler._SCAN_MAX ids a draw, duplicates are found by searching the ids drawn so far,
+    above it in the stamp array: both give TF's draw (the formula, first occurrences, every try counted)."""
+    from w2v.rng import make_state, next_float
+    from w2v.sampler import _log_range, draw_log_uniform, floor_table
+
+    v = 50  # small: many duplicates
+    state, ref_state = make_state(3, 0, 1), make_state(3, 0, 1)
+    stamp = np.zeros(v, np.int64)
+    for mark in range(1, 30):
+        out = np.empty(num_sampled, np.int64)
+        tries = draw_log_uniform(state, v, floor_table(v), num_sampled, True, out, stamp, mark)
+        want, want_tries = [], 0
+        while len(want) < num_sampled:
+            k = int(np.exp(next_float(ref_state) * _log_range(v))) - 1
+            k = k - v if k >= v else k
+            want_tries += 1
+            if k not in want:
+                want.append(k)
+        assert out.tolist() == want and tries == want_tries
+
+
+def test_numba_cache_is_keyed_by_the_package_sources(tmp_path):
+    """A hand-run w2v (NUMBA_CACHE_DIR unset) caches its kernels in a directory named by the version
+    and a hash of the sources: an edited or upgraded package never loads a kernel compiled from
+    other sources. A NUMBA_CACHE_DIR set by the user is kept."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import w2v
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(Path(w2v.__file__).parent, pkg / "w2v", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(pkg))
+
+    def cache_dir(**extra):
+        out = subprocess.run([sys.executable, "-c", "import numba, w2v; print(numba.config.CACHE_DIR)"],
+                             env={**env, **extra}, cwd=tmp_path, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    first = cache_dir()
+    assert first.startswith(str(tmp_path / "xdg" / "w2v" / "numba" / f"{w2v.__version__}-"))
+    assert cache_dir() == first
+    with open(pkg / "w2v" / "sampler.py", "a") as fh:  # a kernel's callee edited: a new directory
+        fh.write("\n# edited\n")
+    assert cache_dir() not in ("", first)
+    assert cache_dir(NUMBA_CACHE_DIR=str(tmp_path / "mine")) == str(tmp_path / "mine")

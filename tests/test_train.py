@@ -53,3 +53,53 @@ def test_vectors_text_reads_back_exactly_in_gensim(planted_corpus, tmp_path):
     assert np.array_equal(kv.vectors, model.emb_in)
     cfg_text = (tmp_path / "run" / "config.yaml").read_text()
     assert "workers: 1" in cfg_text and "dim: 24" in cfg_text
+
+
+_COMPILED_HERE = """
+import sys, numba, pkgutil, w2v
+from pathlib import Path
+from w2v.config import Config
+from w2v.run import train
+cfg = Config(dim=16, window=3, min_count=1, epochs=1, workers=2, cache_dir=sys.argv[2])
+train([sys.argv[1]], cfg, Path(sys.argv[3]), show_progress=False)
+print(sorted(f"{m.name}.{k}" for m in pkgutil.iter_modules(w2v.__path__) if "w2v." + m.name in sys.modules
+             for k, v in vars(sys.modules["w2v." + m.name]).items()
+             if isinstance(v, numba.core.dispatcher.Dispatcher) and v._cache_misses))
+"""
+
+
+@pytest.mark.slow
+def test_compile_ahead_fills_the_cache_training_then_loads(planted_corpus, tmp_path, monkeypatch):
+    """After compile_ahead's child (an empty Numba cache), a training process compiles nothing."""
+    import subprocess
+    import sys
+
+    from w2v import compile_ahead
+
+    path, _ = planted_corpus
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert compile_ahead.wait(compile_ahead.start(small_cfg(cache_dir=str(tmp_path / "c1"))))
+    out = subprocess.run([sys.executable, "-c", _COMPILED_HERE, str(path), str(tmp_path / "c2"), str(tmp_path / "run")],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_workers_write_no_cache_line_another_worker_writes(planted_corpus):
+    """Every array a worker writes per batch (cursor, RNG states, negatives, totals, scratch) sits on
+    cache lines of its own: two workers' small arrays side by side made the cores fight over a line."""
+    from w2v.dataset import prepare
+    from w2v.train import _LINE, Trainer
+
+    path, _ = planted_corpus
+    cfg = small_cfg(workers=2)
+    trainer = Trainer(prepare([path], cfg), cfg)
+    spans = []
+    for w in trainer.workers:
+        arrays = [w.totals] + [v for bundle in (w.stream, w.neg, w.scratch) for k, v in bundle._asdict().items()
+                               if isinstance(v, np.ndarray) and k not in ("ids", "keep_prob")]
+        for a in arrays:
+            lo = a.ctypes.data // _LINE
+            hi = (a.ctypes.data + max(a.nbytes, 1) - 1) // _LINE
+            spans.append((lo, hi))
+    spans.sort()
+    assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))

@@ -5,3 +5,8 @@ The pipeline, one module per stage: corpus -> vocab -> pairs + sampler -> nce/tr
 """
 
 __version__ = "0.1.0"
+
+from .kernel_cache import configure as _configure_kernel_cache  # noqa: E402
+
+# Numba's cache keyed by this version and these sources, before any kernel is defined
+_configure_kernel_cache(__version__)

@@ -154,32 +154,53 @@ def _sigmoid_softplus(x):
 # The model's parameters as the kernels take them.
 Params = namedtuple("Params", ["emb_in", "emb_out", "bias"])
 
-# One worker's scratch for ``nce_sgd_step``, allocated once (the step allocates nothing):
-#   block [S+B, D] / block_bias [S+B]: the output rows of the batch's columns, gathered before the
-#     step (the S sampled ids, then one row per run of equal labels), so every read sees the state
-#     before the step and the rows sit contiguous in L1 while every input row meets them;
-#   delta [S+B, D] / delta_bias [S+B]: their accumulated gradients, scattered back once;
-#   grad_in [B, D]: each input row's gradient; coef [S+1]: one row's d loss / d logit;
+# The step is a small matrix product, register-blocked: the logits of 2 input rows x 3 columns at a
+# time (six accumulators), the input gradients as coef [B, S+1] x block [S+1, D] and the output
+# deltas as coef^T x inputs [B, D], each a loop whose innermost level runs over D
+# contiguous floats (vector FMAs). Rows are padded to a multiple of _LANES floats with zeros, so those loops have no
+# scalar remainder whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16 with
+# AVX-512). Odd rows and columns are paired with zero "trash" rows / columns at the end of the
+# scratch (their coefficients are zero), so the same 2 x 3 code covers every shape.
+_LANES = 16
+_ROWS, _COLS = 2, 3
+
+
+def padded_dim(dim: int) -> int:
+    return -(-dim // _LANES) * _LANES
+
+
+def _coef_width(num_sampled: int) -> int:
+    return -(-(num_sampled + 1) // _COLS) * _COLS
+
+
+# One worker's scratch for ``nce_sgd_step``, allocated once (the step allocates nothing); P is dim
+# padded to a multiple of _LANES; the last row of xin / grad_in / coef is the trash row, the last two
+# of block / delta the trash columns (the padding and the trash rows of xin and block stay zero):
+#   xin [B+1, P]: the batch's input rows, gathered before the step;
+#   block [S+B+2, P] / block_bias [S+B+2]: the output rows of the batch's columns (the S sampled
+#     ids, then one row per run of equal labels), gathered before the step, so every read sees the
+#     state before the step and the rows sit contiguous in L1 while every input row meets them;
+#   delta [S+B+2, P]: their accumulated gradients, scattered back once; grad_in [B+1, P]: each input
+#   row's gradient; coef [B+1, 3k >= S+1] float32: d loss / d logit (padding stays 0);
 #   group_start [B+1]: the runs of equal labels;
 #   hot_out [H, D] / hot_bias [H]: pending steps of output rows 0..H-1 (see ``flush_hot_rows``).
 StepScratch = namedtuple("StepScratch", [
-    "block", "block_bias", "delta", "delta_bias", "grad_in", "coef", "group_start", "hot_out", "hot_bias"])
+    "xin", "block", "block_bias", "delta", "grad_in", "coef", "group_start", "hot_out", "hot_bias"])
 
 
 def _step_scratch_layout(max_rows: int, num_sampled: int, dim: int, hot_rows: int) -> list:
     """(shape, dtype) of each StepScratch array, in field order."""
-    cols = num_sampled + max_rows
-    return [((cols, dim), np.float32), (cols, np.float64), ((cols, dim), np.float32), (cols, np.float64),
-            ((max_rows, dim), np.float32), (num_sampled + 1, np.float64), (max_rows + 1, np.int64),
-            ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
+    cols, p = num_sampled + max_rows + 2, padded_dim(dim)
+    return [((max_rows + 1, p), np.float32), ((cols, p), np.float32), (cols, np.float64), ((cols, p), np.float32),
+            ((max_rows + 1, p), np.float32), ((max_rows + 1, _coef_width(num_sampled)), np.float32),
+            (max_rows + 1, np.int64), ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
 
 
 def step_scratch(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> StepScratch:
-    # the hot-row deltas start at zero (they are added to the shared rows); the rest is written first
-    return StepScratch(*(np.zeros(shape, dtype) if name.startswith("hot") else np.empty(shape, dtype)
-                         for name, (shape, dtype) in zip(StepScratch._fields,
-                                                         _step_scratch_layout(max_rows, num_sampled, dim, hot_rows),
-                                                         strict=True)))
+    # zeros: the padding and the trash rows of xin and block must stay 0 (the step writes only the
+    # first dim floats of a row and never their trash rows); the hot-row deltas are added to the shared rows
+    return StepScratch(*(np.zeros(shape, dtype) for shape, dtype in
+                         _step_scratch_layout(max_rows, num_sampled, dim, hot_rows)))
 
 
 def step_scratch_bytes(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> int:
@@ -216,32 +237,42 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     ``log_q_sampled``) is shared by the batch, ``log_q_true`` is indexed by r - start. Same result
     as ``sgd_step_reference``: every gradient is taken at the state before the step.
 
-    The batch's output rows are gathered into ``sc.block`` first: S sampled rows, then one row per
-    run of consecutive equal labels (a window batch has one run: its centre). The logits are then
-    a [B, S+1] product of input rows with that block, and its gradients accumulate in ``sc.delta``
-    and ``sc.grad_in``, innermost loops over D contiguous floats; every row is written once at the
-    end. Hot output rows (id < H) go to this thread's ``sc.hot_out``/``hot_bias`` instead of the
-    shared matrix (several workers writing the rows the sampler draws most make the cores fight
-    over their cache lines); reads add the pending delta, so the thread's own view is exact.
+    The batch's input rows are gathered into ``sc.xin`` and its output rows into ``sc.block`` first:
+    S sampled rows, then one row per run of consecutive equal labels (a window batch has one run:
+    its centre). A run's logits are then a [rows, S+1] product of its input rows with the S sampled
+    rows and its label's row, computed 2 rows x 3 columns at a time; the input gradients are
+    coef x block and the output deltas coef^T x inputs, in the same blocks; every row is written
+    once at the end. Hot output rows (id < H) go to this thread's ``sc.hot_out``/``hot_bias``
+    instead of the shared matrix (several workers writing the rows the sampler draws most make the
+    cores fight over their cache lines); reads add the pending delta, so the thread's own view is
+    exact.
     """
     emb_in, emb_out, bias = params.emb_in, params.emb_out, params.bias
-    block, block_bias, delta, delta_bias = sc.block, sc.block_bias, sc.delta, sc.delta_bias
-    grad_in, coef, group_start, hot_out, hot_bias = sc.grad_in, sc.coef, sc.group_start, sc.hot_out, sc.hot_bias
+    xin, block, block_bias, delta, grad_in, coef = sc.xin, sc.block, sc.block_bias, sc.delta, sc.grad_in, sc.coef
+    group_start, hot_out, hot_bias = sc.group_start, sc.hot_out, sc.hot_bias
     dim = emb_in.shape[1]
+    pdim = xin.shape[1]
+    trash_row = xin.shape[0] - 1
+    trash_col, trash_col2 = block.shape[0] - 2, block.shape[0] - 1  # two: a pass never writes one row twice
     n_sampled = sampled.shape[0]
+    n_cols = n_sampled + 1
     n_hot = hot_out.shape[0]
-    # 1. Gather: the sampled rows, then the label of each run of equal labels.
+    # 1. Gather: the input rows; the sampled rows, then the label of each run of equal labels.
+    for r in range(start, stop):
+        c = inputs[r]
+        for d in range(dim):
+            xin[r - start, d] = emb_in[c, d]
     n_groups = 0
     r = start
     while r < stop:
-        group_start[n_groups] = r
+        group_start[n_groups] = r - start
         n_groups += 1
         r += 1
         while r < stop and labels[r] == labels[r - 1]:
             r += 1
-    group_start[n_groups] = stop
+    group_start[n_groups] = stop - start
     for j in range(n_sampled + n_groups):
-        k = sampled[j] if j < n_sampled else labels[group_start[j - n_sampled]]
+        k = sampled[j] if j < n_sampled else labels[start + group_start[j - n_sampled]]
         if k < n_hot:
             for d in range(dim):
                 block[j, d] = emb_out[k, d] + hot_out[k, d]
@@ -250,55 +281,121 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             for d in range(dim):
                 block[j, d] = emb_out[k, d]
             block_bias[j] = bias[k]
-        for d in range(dim):
-            delta[j, d] = 0.0
-        delta_bias[j] = 0.0
-    # 2. Per row: S+1 logits against the block, d loss / d logit, the row's input gradient and its
-    #    share of the output rows' gradients, all from the state before the step.
+        if j > n_sampled:  # a later run's label: its rows add to a zero delta (see below)
+            for d in range(pdim):
+                delta[j, d] = 0.0
+    # 2. Per run of equal labels, 2 rows x 3 columns at a time: logits, d loss / d logit, the rows'
+    #    input gradients and their share of the output rows' gradients, all from the state before
+    #    the step. Column i < S is sampled row i, column S the run's label; past S+1 the trash columns.
     loss = 0.0
     for g in range(n_groups):
-        label = labels[group_start[g]]
+        label = labels[start + group_start[g]]
         label_col = n_sampled + g
-        for r in range(group_start[g], group_start[g + 1]):
-            c = inputs[r]
-            for i in range(n_sampled + 1):
-                j = i if i < n_sampled else label_col
-                dot = np.float32(0.0)
-                for d in range(dim):
-                    dot += emb_in[c, d] * block[j, d]
-                # TF: logits += b; logits -= log(expected_count)
-                log_q = log_q_sampled[j] if i < n_sampled else log_q_true[r - start]
-                x = np.float64(dot) + block_bias[j] - log_q
-                sig, sp = _sigmoid_softplus(x)
-                if i == n_sampled:
-                    coef[i] = sig - 1.0  # target 1 (num_true = 1): d/dx = sigmoid(x) - 1
-                    loss += sp - x
-                elif remove_hits and sampled[j] == label and _is_last(sampled, j):
-                    coef[i] = 0.0  # TF pushes the logit to -FLT_MAX: no loss, no gradient
+        g0, g1 = group_start[g], group_start[g + 1]
+        for r0 in range(g0, g1, _ROWS):
+            r1 = r0 + 1 if r0 + 1 < g1 else trash_row
+            for i0 in range(0, n_cols, _COLS):
+                j0 = i0 if i0 < n_sampled else label_col
+                j1 = i0 + 1 if i0 + 1 < n_sampled else (label_col if i0 + 1 == n_sampled else trash_col)
+                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col2)
+                a00 = a01 = a02 = a10 = a11 = a12 = np.float32(0.0)
+                for d in range(pdim):
+                    x0 = xin[r0, d]
+                    x1 = xin[r1, d]
+                    b0 = block[j0, d]
+                    b1 = block[j1, d]
+                    b2 = block[j2, d]
+                    a00 += x0 * b0
+                    a01 += x0 * b1
+                    a02 += x0 * b2
+                    a10 += x1 * b0
+                    a11 += x1 * b1
+                    a12 += x1 * b2
+                coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2] = a00, a01, a02
+                coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2] = a10, a11, a12
+                # d loss / d logit in place of each logit (no helper taking arrays: each call
+                # would count references to them, atomically, in the innermost loop)
+                for i in range(i0, min(i0 + _COLS, n_cols)):
+                    j = i if i < n_sampled else label_col
+                    hit = i < n_sampled and remove_hits and sampled[j] == label and _is_last(sampled, j)
+                    for row in (r0, r1):
+                        if row == trash_row:
+                            continue
+                        # TF: logits += b; logits -= log(expected_count)
+                        x = np.float64(coef[row, i]) + block_bias[j] - (
+                            log_q_sampled[j] if i < n_sampled else log_q_true[row])
+                        sig, sp = _sigmoid_softplus(x)
+                        if i == n_sampled:
+                            coef[row, i] = np.float32(sig - 1.0)  # target 1 (num_true 1): d/dx = sigmoid(x) - 1
+                            loss += sp - x
+                        elif hit:
+                            coef[row, i] = 0.0  # TF pushes the logit to -FLT_MAX: no loss, no gradient
+                        else:
+                            coef[row, i] = np.float32(sig)  # target 0
+                            loss += sp
+                for i in range(n_cols, i0 + _COLS):  # the trash column, and the trash row: no gradient
+                    coef[r0, i] = coef[r1, i] = 0.0
+                if r1 == trash_row:
+                    for i in range(i0, i0 + _COLS):
+                        coef[r1, i] = 0.0
+            for i0 in range(0, n_cols, _COLS):
+                j0 = i0 if i0 < n_sampled else label_col
+                j1 = i0 + 1 if i0 + 1 < n_sampled else (label_col if i0 + 1 == n_sampled else trash_col)
+                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col2)
+                c00, c01, c02 = coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2]
+                c10, c11, c12 = coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2]
+                # the input rows' gradients: coef x block
+                if i0 == 0:
+                    for d in range(pdim):
+                        b0 = block[j0, d]
+                        b1 = block[j1, d]
+                        b2 = block[j2, d]
+                        grad_in[r0, d] = c00 * b0 + c01 * b1 + c02 * b2
+                        grad_in[r1, d] = c10 * b0 + c11 * b1 + c12 * b2
                 else:
-                    coef[i] = sig  # target 0
-                    loss += sp
-            for d in range(dim):
-                grad_in[r - start, d] = 0.0
-            for i in range(n_sampled + 1):
-                j = i if i < n_sampled else label_col
-                a = np.float32(coef[i])
-                for d in range(dim):
-                    grad_in[r - start, d] += a * block[j, d]
-                for d in range(dim):
-                    delta[j, d] += a * emb_in[c, d]
-                delta_bias[j] += coef[i]
+                    for d in range(pdim):
+                        b0 = block[j0, d]
+                        b1 = block[j1, d]
+                        b2 = block[j2, d]
+                        grad_in[r0, d] += c00 * b0 + c01 * b1 + c02 * b2
+                        grad_in[r1, d] += c10 * b0 + c11 * b1 + c12 * b2
+                # the output rows' gradients: coef^T x inputs; the batch's first rows write the
+                # sampled rows' deltas and the first run's label row's, later rows add to them
+                if r0 == 0:
+                    for d in range(pdim):
+                        x0 = xin[r0, d]
+                        x1 = xin[r1, d]
+                        delta[j0, d] = c00 * x0 + c10 * x1
+                        delta[j1, d] = c01 * x0 + c11 * x1
+                        delta[j2, d] = c02 * x0 + c12 * x1
+                else:
+                    for d in range(pdim):
+                        x0 = xin[r0, d]
+                        x1 = xin[r1, d]
+                        delta[j0, d] += c00 * x0 + c10 * x1
+                        delta[j1, d] += c01 * x0 + c11 * x1
+                        delta[j2, d] += c02 * x0 + c12 * x1
     # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta), then
     #    the input rows (a context repeated in the window gets both its rows' gradients).
     lr32 = np.float32(lr)
     for j in range(n_sampled + n_groups):
-        k = sampled[j] if j < n_sampled else labels[group_start[j - n_sampled]]
+        if j < n_sampled:
+            k = sampled[j]
+            db = 0.0
+            for r in range(stop - start):
+                db += coef[r, j]
+        else:
+            g = j - n_sampled
+            k = labels[start + group_start[g]]
+            db = 0.0
+            for r in range(group_start[g], group_start[g + 1]):
+                db += coef[r, n_sampled]
         if k < n_hot:
-            hot_bias[k] -= np.float32(lr * delta_bias[j])
+            hot_bias[k] -= np.float32(lr * db)
             for d in range(dim):
                 hot_out[k, d] -= lr32 * delta[j, d]
         else:
-            bias[k] -= np.float32(lr * delta_bias[j])
+            bias[k] -= np.float32(lr * db)
             for d in range(dim):
                 emb_out[k, d] -= lr32 * delta[j, d]
     for r in range(start, stop):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import compile_ahead
 from .checkpoint import (  # noqa: F401  (w2v.run's names before the split)
     CHECKPOINT,
     check_checkpoint,
@@ -75,19 +76,24 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
             raise ConfigError("--init-from runs on the local backend only (for now): drop --backend ray")
         return _train_ray(corpus, cfg, out, show_progress, log, overwrite=overwrite)
     base = None
-    if cfg.init_from:  # continuing another run: see continued_config
-        dataset, base, cfg = continued_dataset(corpus, cfg, out, log)
-    else:
-        dataset = prepare(corpus, cfg, log)
-    log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
-        f"{len(dataset.vocab):,} words")
-    if invalid_utf8_warning(dataset.stats):
-        log(invalid_utf8_warning(dataset.stats))
-    _warn_long_words(dataset.stats, log)
-    validate(cfg, len(dataset.vocab))
-    check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
-    if out is not None:
-        check_disk_space(out, dataset.vocab.words, cfg)
+    ahead = compile_ahead.start(cfg)  # a first run's kernels compile in a child while the corpus is read
+    try:
+        if cfg.init_from:  # continuing another run: see continued_config
+            dataset, base, cfg = continued_dataset(corpus, cfg, out, log)
+        else:
+            dataset = prepare(corpus, cfg, log)
+        log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
+            f"{len(dataset.vocab):,} words")
+        if invalid_utf8_warning(dataset.stats):
+            log(invalid_utf8_warning(dataset.stats))
+        _warn_long_words(dataset.stats, log)
+        validate(cfg, len(dataset.vocab))
+        check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
+        if out is not None:
+            check_disk_space(out, dataset.vocab.words, cfg)
+        compile_ahead.wait(ahead, log)
+    finally:
+        compile_ahead.stop(ahead)  # a no-op once it has ended
     with StopSignals() as signals:  # held until the results are on disk
         trainer = Trainer(dataset, cfg, continued_model(dataset, cfg, base) if base is not None else None)
         _check_not_interrupted(signals, log)

@@ -45,7 +45,10 @@ def sample_log_uniform(rng_state, range_max: int, num_sampled: int, unique: bool
     return out, tries
 
 
-_GRID = 1 << 15  # cells of the floor table over u in [0, 1)
+_GRID = 1 << 15
+# up to this many ids a draw, duplicates are found by looking back through the ids drawn so far
+# (a few compares in L1) rather than in the V-long stamp array (a cache miss a draw)
+_SCAN_MAX = 16  # cells of the floor table over u in [0, 1)
 
 
 @njit(cache=True, nogil=True)
@@ -79,8 +82,9 @@ def floor_table(range_max: int) -> np.ndarray:
 def draw_log_uniform(state, range_max, table, num_sampled, unique, out, stamp, mark):
     """Fill ``out`` with num_sampled ids; return num_tries (draws made, duplicates included).
 
-    With unique=True an id is kept only the first time it is drawn in this call: ``stamp[k] ==
-    mark`` flags ids already taken, so a fresh ``mark`` per call avoids clearing the array.
+    With unique=True an id is kept only the first time it is drawn in this call: for more than
+    _SCAN_MAX ids ``stamp[k] == mark`` flags ids already taken (a fresh ``mark`` per call avoids
+    clearing the array); for fewer, the ids drawn so far are searched (the same result).
     ``table`` is ``floor_table(range_max)``.
     """
     grid = table.shape[0] - 1
@@ -95,9 +99,18 @@ def draw_log_uniform(state, range_max, table, num_sampled, unique, out, stamp, m
             k -= range_max
         tries += 1
         if unique:
-            if stamp[k] == mark:
+            if num_sampled <= _SCAN_MAX:  # a few ids: look back through them (in cache; stamp is V long)
+                seen = False
+                for i in range(n):
+                    if out[i] == k:
+                        seen = True
+                        break
+                if seen:
+                    continue
+            elif stamp[k] == mark:
                 continue
-            stamp[k] = mark
+            else:
+                stamp[k] = mark
         out[n] = k
         n += 1
     return tries

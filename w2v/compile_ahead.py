@@ -1,0 +1,105 @@
+"""Compile the training kernels ahead, in a short-lived child process, off the critical path.
+
+A first run (empty Numba cache) compiles its kernels with LLVM; in the training process that costs
+seconds and is that run's memory peak (LLVM's working memory is not given back). ``start`` launches
+``python -m w2v.compile_ahead`` while the parent counts and encodes the corpus: the child prepares
+and trains on a tiny corpus with the parent's settings, so every kernel training calls is compiled
+for the same argument types (the encoded corpus memory-mapped read-only when a corpus cache is used)
+and written to Numba's cache (keyed by w2v's sources, see ``w2v.kernel_cache``). ``wait`` joins
+it before the parent's first kernel call, which then loads the kernels from the cache. With a warm
+cache the child only loads them and exits. Nothing here is needed for correctness: if the child
+fails, the parent compiles as before.
+
+    start = compile_ahead.start(cfg)   # before counting the corpus
+    ...                                # count, encode
+    compile_ahead.wait(start, log)     # before Trainer(...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+# the settings that decide the kernels' argument types (the rest only changes sizes and values)
+_TYPE_KEYS = ("batch", "unique", "remove_accidental_hits", "reduction", "bias_init", "lowercase")
+
+
+def cached() -> bool:
+    """Whether Numba's cache (w2v.kernel_cache's directory) already holds the training loop: then
+    a child would only load the kernels, so none is started. A kernel cached for other argument
+    types is still compiled by the run itself, as it would be without this module."""
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    return bool(cache) and any(Path(cache).rglob("*train_span*.nbi"))
+
+
+def start(cfg) -> subprocess.Popen | None:
+    """Launch the compiling child for ``cfg`` (a Config) unless the kernels are cached; None if
+    none is started."""
+    if cached():
+        return None
+    settings = {k: v for k, v in asdict(cfg).items() if k in _TYPE_KEYS}
+    settings["corpus_cache"] = bool(cfg.cache_dir)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "w2v.compile_ahead", json.dumps(settings)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError:
+        return None
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """End the child early (the run failed before training): no process outlives the run."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def wait(proc: subprocess.Popen | None, log=lambda msg: None, timeout: float = 600.0) -> bool:
+    """Join the child; True if it filled the cache. On failure the parent simply compiles itself."""
+    if proc is None:
+        return False
+    t = time.perf_counter()
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return False
+    if proc.returncode != 0:
+        log(f"compiling the kernels ahead failed (the run compiles them itself): {err.decode(errors='replace')[-300:]}")
+        return False
+    log(f"kernels compiled ahead (waited {time.perf_counter() - t:.1f}s for them)")
+    return True
+
+
+def _tiny_corpus(path: Path) -> None:
+    words = [f"w{i}" for i in range(40)]
+    lines = [" ".join(words[(7 * n + 3 * k) % len(words)] for k in range(12)) for n in range(60)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str]) -> None:
+    from .config import Config
+    from .dataset import prepare
+    from .train import fit
+
+    settings = json.loads(argv[0])
+    corpus_cache = settings.pop("corpus_cache")
+    with tempfile.TemporaryDirectory(prefix="w2v-compile-") as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        _tiny_corpus(corpus)
+        # two workers: the multi-worker path (hot-row buffers, their flush) is compiled too; the
+        # kernels' types do not depend on the number of workers
+        for workers in (1, 2):
+            cfg = Config(**settings, dim=8, window=2, min_count=1, epochs=1, num_sampled=2, sample=0.0,
+                         workers=workers, cache_dir=str(Path(tmp) / "cache") if corpus_cache else "")
+            fit(prepare([corpus], cfg), cfg, show_progress=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
