@@ -108,10 +108,15 @@ def check(kind: str, out: Path, lines: list[str], rc: int, reference: bytes, cor
     if kind == "kill -9":
         if rc not in (-signal.SIGKILL, 0):
             return "FAILED", f"exit status {rc}"
-    elif rc not in (130, 0):
+    elif rc not in (130, 0) and not (rc == -signal.SIGINT and "interrupted before training started" in lines[-1]):
+        # (a Ctrl-C while the kernels' modules are imported can leave Python's "unhandled
+        # KeyboardInterrupt" flag set although w2v handled it: Python then ends itself by SIGINT
+        # after the error line; the shell shows 130 all the same. Seen since compile-ahead landed.)
         return "FAILED", f"exit status {rc} after Ctrl-C:\n{text}"
-    if rc == 130 and not (lines[-1].startswith("  w2v train --resume") or lines[-1].startswith("interrupted after")
-                          or "interrupted before training started" in lines[-1]):
+    last = lines[-1] if lines else ""
+    said = (last.startswith("  w2v train --resume") or last.startswith("interrupted after")
+            or "interrupted before training started" in last)
+    if rc in (130, -signal.SIGINT) and not said:
         return "FAILED", f"the last line does not say what is on disk:\n{text}"
     if (out / "vectors.txt").exists():
         if (out / "vectors.txt").read_bytes() != reference:
@@ -129,7 +134,7 @@ def check(kind: str, out: Path, lines: list[str], rc: int, reference: bytes, cor
         if temporaries(out) or (out / "vectors.partial.txt").exists():
             return "FAILED", f"left after the resume: {temporaries(out)} {list(out.glob('vectors.partial.txt'))}"
         return "resumed", ""
-    if kind != "kill -9" and rc == 130 and "interrupted before training started" in lines[-1]:
+    if kind != "kill -9" and rc in (130, -signal.SIGINT) and "interrupted before training started" in lines[-1]:
         if out.exists():
             return "FAILED", f"Ctrl-C before training left {sorted(p.name for p in out.iterdir())}"
         return "no run", ""
