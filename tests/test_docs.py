@@ -83,3 +83,14 @@ def test_a_wrong_option_is_caught_by_the_same_check(paths_unchecked):
 def test_every_relative_link_resolves(page):
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
         assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_how_it_works_shows_the_layer_order_of_the_contract():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    layers = [" | ".join(m.strip().removeprefix("w2v.") for m in layer.split("|"))
+              for layer in contract["contracts"][0]["layers"]]
+    page = (ROOT / "docs" / "how-it-works.md").read_text(encoding="utf-8")
+    shown = page[page.index("## Layers"):].split("```")[1].strip().splitlines()
+    assert shown == layers
