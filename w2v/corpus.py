@@ -323,6 +323,13 @@ class _Window:
         self.left -= len(data)
         return data
 
+    def readinto(self, view) -> int:
+        if self.left <= 0:
+            return 0
+        k = self.fh.readinto(view[:min(len(view), self.left)])
+        self.left -= k
+        return k
+
 
 def iter_range_segments(ranges, lowercase: bool = False, chunk_bytes: int = 1 << 20,
                         stats: ReadStats | None = None, mode: str = "whitespace") -> Iterator[tuple[list[str], bool]]:

@@ -53,6 +53,7 @@ from .corpus import (
     ReadStats,
     _open_binary,
     _refuse_binary,
+    _Window,
     corpus_files,
     is_word_char,
     refuse_binary_later,
@@ -548,18 +549,6 @@ def _head_invalid(head: bytes) -> int:
     return text.count("\ufffd") - head.count(b"\xef\xbf\xbd")
 
 
-class _Limited:
-    def __init__(self, fh, size: int):
-        self.fh, self.left = fh, size
-
-    def readinto(self, view) -> int:
-        if self.left <= 0:
-            return 0
-        k = self.fh.readinto(view[:min(len(view), self.left)])
-        self.left -= k
-        return k
-
-
 def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_every_range: bool) -> _Share:
     share = _Share(_Table())
     table = share.table
@@ -579,7 +568,7 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
                     fh.seek(r.start)
                 except OSError as e:
                     raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
-                reader = _Limited(fh, r.end - r.start)
+                reader = _Window(fh, r.end - r.start)
                 result.file_end = r.end >= path.stat().st_size
             else:
                 result.file_end = True
