@@ -96,8 +96,10 @@ def main(argv: list[str]) -> None:
         # two workers: the multi-worker path (hot-row buffers, their flush) is compiled too; the
         # kernels' types do not depend on the number of workers
         for workers in (1, 2):
+            # a corpus cache of its own for each: two workers tokenize in two shares, so the
+            # tokenizer's merge of shares is compiled too (a shared cache would skip tokenizing)
             cfg = Config(**settings, dim=8, window=2, min_count=1, epochs=1, num_sampled=2, sample=0.0,
-                         workers=workers, cache_dir=str(Path(tmp) / "cache") if corpus_cache else "")
+                         workers=workers, cache_dir=str(Path(tmp) / f"cache{workers}") if corpus_cache else "")
             fit(prepare([corpus], cfg), cfg, show_progress=False)
 
 
