@@ -157,27 +157,18 @@ def vocab_from_tokens(tokens: Tokens, cfg: Config) -> tuple[Vocab, dict, np.ndar
     kept words become Python strings."""
     counts = tokens.counts
     cstats = CountStats(read=tokens.stats)
-    if cstats.read.tokens == 0:
-        raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
-                          f"{cstats.read.bytes} bytes)")
+    _refuse_empty(cstats)
     long = tokens.word_bytes() > MAX_WORD_BYTES  # left out, like rare words (vocab.MAX_WORD_BYTES)
     cstats.long_words, cstats.long_tokens = int(long.sum()), int(counts[long].sum())
     kept = np.flatnonzero((counts >= cfg.min_count) & ~long)
     order = kept[np.argsort(-counts[kept], kind="stable")]  # ties: first appearance
     if cfg.max_vocab_size:
         order = order[:cfg.max_vocab_size]
-    cstats.distinct = len(counts)
-    cstats.max_count = int(counts.max())
-    if not len(order):
-        raise CorpusError(
-            f"no word reaches min_count={cfg.min_count}: the corpus has {cstats.distinct} distinct "
-            f"words and the most frequent appears {cstats.max_count} times")
+    _refuse_no_word(cstats, cfg, len(counts), int(counts.max()), len(order))
     vocab = Vocab(tokens.words(order.tolist()), counts[order])
     mapping = np.full(len(counts), _OOV, dtype=np.int32)
     mapping[order] = np.arange(len(order), dtype=np.int32)
-    cstats.dropped_words = cstats.distinct - len(vocab)
-    cstats.dropped_tokens = cstats.read.tokens - int(vocab.counts.sum())
-    return vocab, {**{k: v for k, v in asdict(cstats).items() if k != "read"}, **asdict(cstats.read)}, mapping
+    return vocab, _vocab_stats(cstats, vocab), mapping
 
 
 def _in_memory(blocks, vocab: Vocab, stats: dict) -> Dataset:
@@ -441,19 +432,32 @@ def _pack(buf: list[int]) -> np.ndarray:
 def vocab_from_counts(counts, cstats, cfg: Config) -> tuple[Vocab, dict]:
     """The vocabulary of counts (one pass's, or byte ranges' merged) and the statistics ``prepare``
     reports; an empty corpus, or one where no word reaches min_count, is a CorpusError."""
+    _refuse_empty(cstats)
+    vocab = build_vocab(counts, cfg.min_count, cfg.max_vocab_size)
+    _refuse_no_word(cstats, cfg, len(counts), max(counts.values()), len(vocab))
+    return vocab, _vocab_stats(cstats, vocab)
+
+
+def _refuse_empty(cstats) -> None:
     if cstats.read.tokens == 0:
         raise CorpusError(f"the corpus is empty (no tokens in {cstats.read.files} file(s), "
                           f"{cstats.read.bytes} bytes)")
-    vocab = build_vocab(counts, cfg.min_count, cfg.max_vocab_size)
-    cstats.distinct = len(counts)
-    cstats.max_count = max(counts.values())
-    if not len(vocab):
+
+
+def _refuse_no_word(cstats, cfg: Config, distinct: int, max_count: int, kept: int) -> None:
+    """Record the counts' size and top; no word kept is a CorpusError that gives both."""
+    cstats.distinct, cstats.max_count = distinct, max_count
+    if not kept:
         raise CorpusError(
-            f"no word reaches min_count={cfg.min_count}: the corpus has {cstats.distinct} distinct "
-            f"words and the most frequent appears {cstats.max_count} times")
+            f"no word reaches min_count={cfg.min_count}: the corpus has {distinct} distinct "
+            f"words and the most frequent appears {max_count} times")
+
+
+def _vocab_stats(cstats, vocab: Vocab) -> dict:
+    """What ``prepare`` reports of the counting pass (one flat dict, the read statistics included)."""
     cstats.dropped_words = cstats.distinct - len(vocab)
     cstats.dropped_tokens = cstats.read.tokens - int(vocab.counts.sum())
-    return vocab, {**{k: v for k, v in asdict(cstats).items() if k != "read"}, **asdict(cstats.read)}
+    return {**{k: v for k, v in asdict(cstats).items() if k != "read"}, **asdict(cstats.read)}
 
 
 def counted_vocab(paths, cfg: Config, count, log=lambda msg: None) -> tuple[Vocab, dict]:

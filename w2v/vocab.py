@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .corpus import CorpusError, ReadStats, iter_segments
+from .corpus import CorpusError, ReadStats, iter_range_segments, iter_segments
+from .tokenize import tokenize
 
 # A token longer than this many bytes of UTF-8 is left out of the vocabulary, like a rare word
 # (word2vec.c cuts words at 100 bytes): a 20,000-character "token" is a URL list, a base64 blob or
@@ -76,11 +77,7 @@ def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, m
     (w2v.tokenize, on ``threads`` threads); with it, the Python path (corpus.iter_segments) does."""
     stats = CountStats(read=ReadStats())
     if not max_vocab_size:
-        from .tokenize import tokenize
-
-        tokens = tokenize(paths, lowercase, mode, chunk_bytes, threads)
-        stats.read = tokens.stats
-        counts = Counter(dict(zip(tokens.words(), tokens.counts.tolist(), strict=True)))
+        counts = _token_counts(tokenize(paths, lowercase, mode, chunk_bytes, threads), stats)
     else:
         counts = _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read, mode), stats,
                                  max_vocab_size)
@@ -90,19 +87,19 @@ def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, m
 def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, mode="whitespace"):
     """``count_words`` over byte ranges of the corpus files (corpus.split_ranges): the Ray backend
     counts each share of a corpus in a task of its own and merges them with ``merge_counts``."""
-    from .corpus import iter_range_segments
-
     stats = CountStats(read=ReadStats())
     if not max_vocab_size:
-        from .tokenize import tokenize
-
-        tokens = tokenize(None, lowercase, mode, chunk_bytes, ranges=ranges)
-        stats.read = tokens.stats
-        counts = Counter(dict(zip(tokens.words(), tokens.counts.tolist(), strict=True)))
+        counts = _token_counts(tokenize(None, lowercase, mode, chunk_bytes, ranges=ranges), stats)
     else:
         counts = _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read, mode), stats,
                                  max_vocab_size)
     return _note_long_words(counts, stats), stats
+
+
+def _token_counts(tokens, stats: CountStats) -> Counter:
+    """The Numba tokenizer's counts as a Counter (words in order of first appearance)."""
+    stats.read = tokens.stats
+    return Counter(dict(zip(tokens.words(), tokens.counts.tolist(), strict=True)))
 
 
 def _note_long_words(counts: Counter, stats: CountStats) -> Counter:
