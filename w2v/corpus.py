@@ -14,6 +14,7 @@ import os
 import unicodedata
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,6 +332,22 @@ class _Window:
         return k
 
 
+@contextmanager
+def open_range(r: ByteRange):
+    """(a reader of the range's bytes, whether the range reaches the file's end); ``end < 0`` is
+    the whole file."""
+    path = Path(r.path)
+    with _open_binary(path) as fh:
+        if r.end < 0:
+            yield fh, True
+            return
+        try:
+            fh.seek(r.start)
+        except OSError as e:
+            raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
+        yield _Window(fh, r.end - r.start), r.end >= path.stat().st_size
+
+
 def iter_range_segments(ranges, lowercase: bool = False, chunk_bytes: int = 1 << 20,
                         stats: ReadStats | None = None, mode: str = "whitespace") -> Iterator[tuple[list[str], bool]]:
     """``iter_segments`` over byte ranges: the segments of consecutive ranges of a file, joined,
@@ -339,15 +356,8 @@ def iter_range_segments(ranges, lowercase: bool = False, chunk_bytes: int = 1 <<
     for r in ranges:
         path = Path(r.path)
         stats.files += r.start == 0
-        with _open_binary(path) as fh:
-            reader = fh
-            if r.end >= 0:
-                try:
-                    fh.seek(r.start)
-                except OSError as e:
-                    raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
-                reader = _Window(fh, r.end - r.start)
+        with open_range(r) as (reader, file_end):
             segments = _file_segments(reader, path, lowercase, chunk_bytes, stats, mode)
-            if r.end < 0 or r.end >= path.stat().st_size:  # the file's last range: as iter_segments
+            if file_end:  # the file's last range: as iter_segments
                 segments = _closed(segments, stats)
             yield from segments

@@ -53,9 +53,9 @@ from .corpus import (
     ReadStats,
     _open_binary,
     _refuse_binary,
-    _Window,
     corpus_files,
     is_word_char,
+    open_range,
     refuse_binary_later,
     split_ranges,
 )
@@ -561,17 +561,7 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
         share.stats.files += r.start == 0
         result = _RangeResult()
         check = r.start == 0 or check_every_range
-        with _open_binary(path) as fh:
-            reader = fh
-            if r.end >= 0:
-                try:
-                    fh.seek(r.start)
-                except OSError as e:
-                    raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
-                reader = _Window(fh, r.end - r.start)
-                result.file_end = r.end >= path.stat().st_size
-            else:
-                result.file_end = True
+        with open_range(r) as (reader, result.file_end):
             if check and r.end >= 0 and r.start == 0 and r.end < chunk_bytes and not check_every_range:
                 # the file's first read, as iter_segments makes it, goes past this range
                 with _open_binary(path) as head_fh:
