@@ -23,6 +23,7 @@ import w2v.dataset
 import w2v.io
 import w2v.run
 import w2v.rundir
+from w2v.checkpoint import write_arrays
 from w2v.cli import main
 from w2v.config import Config, ConfigError, load_config
 from w2v.corpus import CorpusError
@@ -88,8 +89,7 @@ def _rewrite_checkpoint(path, **changes):
             del data[key]
         else:
             data[key] = value(data[key]) if callable(value) else value
-    with open(path, "wb") as fh:
-        np.savez(fh, **data)
+    write_arrays(path, data)
 
 
 def _flip_byte_in_emb_in(path):
@@ -120,13 +120,13 @@ def _next_below_n_pairs(c):
     (lambda p: p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2]), "damaged or not a checkpoint"),
     (lambda p: p.write_bytes(b""), "damaged or not a checkpoint"),
     (lambda p: p.write_bytes(os.urandom(5000)), "damaged or not a checkpoint"),
-    (_flip_byte_in_emb_in, "Bad CRC-32"),  # one flipped byte in an array: the zip CRC
+    (_flip_byte_in_emb_in, "its checksum does not match"),  # one flipped byte in an array: the whole-file SHA-256
     (_save_npy, "damaged or not a checkpoint"),  # a .npy, not a .npz
     (lambda p: _rewrite_checkpoint(p, emb_in=_nan_at_end), "'emb_in' holds NaN"),
     (lambda p: _rewrite_checkpoint(p, emb_out=lambda a: a[:-1]), "'emb_out' has shape"),
     (lambda p: _rewrite_checkpoint(p, bias=lambda a: a.astype(np.float64)), "'bias' is float64"),
     (lambda p: _rewrite_checkpoint(p, rng_neg=None), "no 'rng_neg' array"),
-    (lambda p: _rewrite_checkpoint(p, version=np.int64(3)), "another w2v version (checkpoint format 3"),
+    (lambda p: _rewrite_checkpoint(p, version=np.int64(4)), "another w2v version (checkpoint format 4"),
     (lambda p: _rewrite_checkpoint(p, word_offsets=lambda a: a[::-1].copy()), "not UTF-8 text at the offsets"),
     (lambda p: _rewrite_checkpoint(p, words_utf8=lambda a: np.full_like(a, 0xFF)), "not UTF-8 text"),
     (lambda p: _rewrite_checkpoint(p, words_utf8=lambda a: np.full_like(a, ord("x"))), "repeated word"),
@@ -796,7 +796,7 @@ def test_resume_from_any_mutated_checkpoint_array(sample_files, tmp_path_factory
         del data[key]
     else:
         data[key] = new
-    np.savez(run / "checkpoint.npz", **data)
+    write_arrays(run / "checkpoint.npz", data)
     try:
         model = resume(run, epochs=2, show_progress=False)
     except _user_errors():

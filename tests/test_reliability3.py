@@ -244,7 +244,7 @@ def test_a_format_1_checkpoint_still_resumes(corpus, tmp_path):
     assert load_checkpoint(ck)["words"].tolist() == words
     result = invoke("train", "--resume", out, "--epochs", "2")
     assert result.exit_code == 0, result.output
-    assert int(np.load(ck)["version"]) == 2 and load_checkpoint(ck)["words"].tolist() == words
+    assert int(np.load(ck)["version"]) == 3 and load_checkpoint(ck)["words"].tolist() == words
 
 
 # ---------------------------------------------------------------- 3. divergence that stays finite

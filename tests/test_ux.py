@@ -11,6 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from w2v.checkpoint import write_arrays
 from w2v.cli import main
 from w2v.config import FIELDS, Config, ConfigError, load_config
 from w2v.continued import continued_config, continued_dataset, continued_model
@@ -294,8 +295,7 @@ def test_a_ray_run_resumes_with_its_own_worker_count(planted_corpus, tmp_path, m
     with np.load(part / "checkpoint.npz") as z:  # as if the Ray backend had written it
         data = {k: z[k] for k in z.files}
     data["config"] = np.array(str(data["config"]).replace("backend: local", "backend: ray"))
-    with open(part / "checkpoint.npz", "wb") as fh:
-        np.savez(fh, **data)
+    write_arrays(part / "checkpoint.npz", data)
     one_error_line(invoke("train", "--resume", part, "--workers", "2"), 1,
                    "is a run of the Ray backend: it resumes with its own --workers (1)")
 

@@ -30,8 +30,14 @@ from .pairs import new_cursor
 from .rng import NEGATIVES, PAIRS, _mix, make_state
 
 CHECKPOINT = "checkpoint.npz"
-_CHECKPOINT_VERSION = 2
-_READS = (1, 2)  # the formats this w2v reads
+_CHECKPOINT_VERSION = 3  # 3: a SHA-256 of the whole file in the zip's comment (2: words as UTF-8 bytes)
+_READS = (1, 2, 3)  # the formats this w2v reads
+# The zip's comment, the file's last bytes: this tag and the hex SHA-256 of every byte before it (the
+# comment's length field included). zipfile and numpy ignore some header bytes (dates, flags, the
+# directory's copy of fields they read elsewhere), so a flipped byte there changed nothing loaded
+# while one elsewhere might; with the digest checked first, any flipped byte is refused.
+_DIGEST_TAG = b"w2v-sha256 "
+_TRAILER = len(_DIGEST_TAG) + 64
 
 
 def pack_words(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +72,59 @@ def save_checkpoint(path: Path, trainer, corpus: list[str], fingerprint: list[di
         "corpus_files": np.array(json.dumps(fingerprint if fingerprint is not None else corpus_fingerprint(corpus))),
         **trainer.state_arrays(),
     }
-    with atomic_open(path, "wb") as fh:
+    write_arrays(path, arrays)
+
+
+def write_arrays(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` as a checkpoint file: an uncompressed .npz whose comment is its checksum."""
+    with atomic_open(path, "w+b") as fh:
         np.savez(fh, **arrays)
+        _append_digest(fh)
+
+
+def _append_digest(fh) -> None:
+    """Give the zip just written (its end record last, with an empty comment) the comment
+    _DIGEST_TAG + SHA-256 of everything before the comment."""
+    fh.flush()
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(size - 22)
+    if fh.read(4) != b"PK\x05\x06":
+        raise OutputError(f"{fh.name}: the zip numpy wrote does not end with its end record")
+    fh.seek(size - 2)
+    fh.write(struct.pack("<H", _TRAILER))
+    fh.flush()
+    fh.seek(0)
+    digest = _sha256(fh, size)
+    fh.seek(size)
+    fh.write(_DIGEST_TAG + digest.encode())
+
+
+def _sha256(fh, n: int) -> str:
+    h = hashlib.sha256()
+    while n > 0:
+        chunk = fh.read(min(n, 1 << 22))
+        if not chunk:
+            break
+        h.update(chunk)
+        n -= len(chunk)
+    return h.hexdigest()
+
+
+def _digest_problem(fh, size: int) -> str | None:
+    """None if the file ends with its digest and the digest matches; "none" when it has no digest
+    (formats 1 and 2 had none); otherwise what is wrong."""
+    if size < _TRAILER + 22:
+        return "none"
+    fh.seek(size - _TRAILER - 2)
+    tail = fh.read(_TRAILER + 2)
+    if tail[2:2 + len(_DIGEST_TAG)] != _DIGEST_TAG:
+        return "none"
+    if struct.unpack("<H", tail[:2])[0] != _TRAILER:
+        return "its zip comment's length does not match its checksum"
+    fh.seek(0)
+    if _sha256(fh, size - _TRAILER).encode() != tail[2 + len(_DIGEST_TAG):]:
+        return "its checksum does not match its bytes"
+    return None
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -88,6 +145,10 @@ def _read_npz(path: Path) -> dict:
         raise OutputError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     with fh:
         size = os.fstat(fh.fileno()).st_size
+        problem = _digest_problem(fh, size)
+        if problem not in (None, "none"):
+            raise DamagedFileError(f"checkpoint {path} is damaged: {problem}")
+        fh.seek(0)
         try:
             with zipfile.ZipFile(fh) as zf:
                 data = {}
@@ -99,6 +160,9 @@ def _read_npz(path: Path) -> dict:
                     _check_local_header(fh, info)
                     with zf.open(info) as member:
                         data[info.filename[:-4]] = _read_npy(member, info.file_size, info.filename)
+                if problem == "none" and "version" in data and data["version"].shape == () \
+                        and data["version"].dtype.kind in "iu" and int(data["version"]) >= 3:
+                    raise DamagedFileError(f"checkpoint {path} is damaged: its checksum is missing")
         except DamagedFileError:
             raise
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
