@@ -1,7 +1,8 @@
 """Every byte of a checkpoint is covered: any single flipped byte, wherever it lands (zip local
 headers, .npy headers, data, the zip's directory, its end record, the checksum itself), is refused
-as damaged (the zip's CRC alone left bytes such as a member's date unchecked). Run on layouts whose stored paths differ in length, so the positions move as they do
-between machines (a test that flipped one fixed offset passed on one machine and failed on another)."""
+as damaged (the zip's CRC alone left bytes such as a member's date unchecked). Run on layouts
+whose stored paths differ in length, so the positions move as they do between machines (a test
+that flipped one fixed offset passed on one machine and failed on another)."""
 
 from __future__ import annotations
 
