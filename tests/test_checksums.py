@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from w2v.checkpoint import load_checkpoint, write_arrays
 from w2v.cli import main
 from w2v.config import Config
+from w2v.dataset import DamagedCache, _load_cached, prepare
 from w2v.io import DamagedFileError
 from w2v.run import train
 
@@ -99,3 +100,40 @@ def test_an_older_checkpoint_without_checksum_is_still_read(tmp_path):
     np.savez(ck, **data)
     loaded = load_checkpoint(ck)
     assert int(loaded["version"]) == 2 and np.array_equal(loaded["emb_in"], data["emb_in"])
+
+
+# ---------------------------------------------------------------- the corpus cache
+
+@pytest.mark.parametrize("name", ["a", "a-much-longer-directory-name-so-the-stored-paths-move-" + "x" * 40])
+def test_every_flipped_byte_of_a_cache_entry_is_refused_or_changes_nothing(tmp_path, name):
+    corpus, _ = _small_run(tmp_path, name)
+    cfg = Config(min_count=2, cache_dir=str(tmp_path / name / "cache"), workers=2, chunk_bytes=512)
+    built = prepare([corpus], cfg)
+    entry = built.cache_path
+    want = _loaded(_load_cached(entry))
+    assert want == _loaded(built)
+    refused = 0
+    for f in ("ids.int32", "vocab.txt", "meta.json"):
+        path = entry / f
+        raw = path.read_bytes()
+        for at in range(len(raw)):
+            for bit in (0x01, 0x80):
+                path.write_bytes(raw[:at] + bytes([raw[at] ^ bit]) + raw[at + 1:])
+                try:
+                    got = _loaded(_load_cached(entry))
+                except DamagedCache:
+                    refused += 1
+                    continue
+                assert got == want, f"{f}: byte {at} ^ {bit:#x} loaded other data"
+        path.write_bytes(raw)
+    assert refused > 0.99 * 2 * sum((entry / f).stat().st_size for f in ("ids.int32", "vocab.txt", "meta.json"))
+    # and through prepare: one warning, rebuilt to the same data
+    (entry / "meta.json").write_bytes((entry / "meta.json").read_bytes().replace(b'"lines": ', b'"lines": 9'))
+    said = []
+    assert _loaded(prepare([corpus], cfg, said.append)) == want
+    assert [s for s in said if "damaged" in s] == [
+        f"warning: the corpus cache {entry} is damaged (meta.json does not match its checksum); rebuilding it"]
+
+
+def _loaded(ds):
+    return ds.vocab.words, ds.vocab.counts.tolist(), np.asarray(ds.ids).tolist(), ds.n_words, ds.stats

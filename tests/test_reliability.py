@@ -27,7 +27,7 @@ from w2v.checkpoint import write_arrays
 from w2v.cli import main
 from w2v.config import Config, ConfigError, load_config
 from w2v.corpus import CorpusError
-from w2v.dataset import Dataset, prepare
+from w2v.dataset import Dataset, _sealed, _unsealed, prepare
 from w2v.errors import TrainingError
 from w2v.io import DamagedFileError, OutputError, read_vectors, read_word2vec_binary, read_word2vec_text
 from w2v.run import load_checkpoint, resume, train
@@ -233,9 +233,9 @@ def _out_of_range_id(entry):
     ids = np.fromfile(entry / "ids.int32", dtype=np.int32)
     ids[len(ids) // 2] = 10**6  # and a checksum that matches it: only the range check can tell
     ids.tofile(entry / "ids.int32")
-    meta = json.loads((entry / "meta.json").read_text())
+    meta = _unsealed(json.loads((entry / "meta.json").read_text()))
     meta["ids_crc32"] = zlib.crc32(ids.tobytes())
-    (entry / "meta.json").write_text(json.dumps(meta))
+    (entry / "meta.json").write_text(json.dumps(_sealed(meta)))  # resealed: meta.json's own check passes
 
 
 def _flip_id_byte(entry):
@@ -249,6 +249,8 @@ def _flip_id_byte(entry):
     (lambda e: (e / "meta.json").unlink(), "FileNotFoundError"),
     (lambda e: (e / "ids.int32").write_bytes((e / "ids.int32").read_bytes()[:-6]), "ids.int32 has"),
     (lambda e: (e / "vocab.txt").write_text(""), "vocab.txt does not match its checksum"),
+    (lambda e: (e / "meta.json").write_text((e / "meta.json").read_text().replace('"tokens": ', '"tokens": 1')),
+     "meta.json does not match its checksum"),
     (_flip_id_byte, "ids.int32 does not match its checksum"),
     (_out_of_range_id, "holds id 1000000 outside the vocabulary"),
 ])
@@ -331,7 +333,8 @@ def test_too_little_disk_space_is_refused_before_training(corpus, tmp_path, monk
     cache = tmp_path / "cache"
     monkeypatch.setattr(w2v.io.shutil, "disk_usage", lambda p: real(p)._replace(free=100))
     result = invoke("train", corpus, "--output", tmp_path / "o2", "--min-count", "1", "--cache-dir", cache)
-    assert_one_line_error(result, f"not enough disk space in {cache}", "corpus cache", "--no-cache")
+    assert_one_line_error(result, f"not enough disk space in {cache}:", "corpus cache", "--no-cache")
+    assert [p.name for p in cache.iterdir()] == []  # the tokenizer's spilled ids went with the refusal
 
 
 def test_disk_estimate_is_close_to_what_a_run_writes(tmp_path):

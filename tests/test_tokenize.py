@@ -2,8 +2,11 @@
 ``--tokenize words`` as documented (docs/tokenize.md)."""
 
 import gzip
+import os
 import random
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 from w2v.cli import main
 from w2v.config import Config
 from w2v.corpus import CorpusError, ReadStats, iter_range_segments, iter_segments, split_line, split_ranges
-from w2v.dataset import _encode, _encode_ranges, _encode_segments, prepare
+from w2v.dataset import _encode, _encode_segments, prepare, shard_dataset
 from w2v.tokenize import remap, remap_reference, tokenize, word_class_table
 from w2v.vocab import build_vocab, count_ranges, count_words
 
@@ -48,6 +51,11 @@ def assert_same(paths, threads=1, **kw):
     assert tok.counts.tolist() == counts
     assert tok.stream().tolist() == stream
     assert tok.stats == stats
+    with tempfile.TemporaryDirectory() as spill:  # the shares' ids through files: the same stream
+        tok = tokenize(paths, threads=threads, spill_dir=Path(spill), **kw)
+        assert tok.n_ids() == len(stream)
+        assert (tok.words(), tok.stream().tolist(), tok.stats) == (words, stream, stats)
+        assert not os.listdir(spill)  # each share's file removed once read back
 
 
 AWKWARD = {
@@ -220,16 +228,18 @@ def _python_counts(paths, cfg):
     return counts, stats
 
 
-def test_shard_encoding_equals_the_python_path(awkward):
-    cfg = Config(min_count=1, tokenize="words", chunk_bytes=1000)
+@pytest.mark.parametrize("cached", [False, True])
+def test_shard_encoding_equals_the_python_path(awkward, tmp_path, cached):
+    cfg = Config(min_count=1, tokenize="words", chunk_bytes=1000, cache_dir=str(tmp_path / "cache") if cached else "")
     files = sorted(awkward.iterdir())
     counts, _ = _python_counts(files, cfg)
     vocab = build_vocab(counts, 1)
     for share in split_ranges(files, 3, 1000):
         want = list(_encode_segments(iter_range_segments(share, False, 1000, ReadStats(), "words"), vocab))
         want = np.concatenate(want).tolist() if want else []
-        got = list(_encode_ranges(share, vocab, cfg))
-        assert (np.concatenate(got).tolist() if got else []) == want
+        for _ in range(1 + cached):  # encoded, then loaded from the cache
+            got = shard_dataset(share, vocab, cfg)
+            assert np.asarray(got.ids).tolist() == want and got.stats["n_ids"] == len(want)
 
 
 def test_max_vocab_size_keeps_the_python_path(tmp_path):

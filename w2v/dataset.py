@@ -23,14 +23,15 @@ import numpy as np
 
 from .config import Config
 from .corpus import CorpusError, ReadStats, corpus_files, iter_segments
+from .errors import ResourceError
 from .io import check_free_space
-from .tokenize import Tokens, remap, tokenize
+from .tokenize import Tokens, tokenize
 from .vocab import MAX_WORD_BYTES, CountStats, Vocab, build_vocab, count_words
 
 SENTENCE_END = -1
 _OOV = -2
-_FORMAT = 4  # bump when the cached layout changes (3: the Numba tokenizer, the tokenize key; 4: tokens
-#              over 100 bytes left out of the vocabulary)
+_FORMAT = 5  # bump when the cached layout changes (3: the Numba tokenizer, the tokenize key; 4: tokens
+#              over 100 bytes left out of the vocabulary; 5: meta.json's own checksum)
 _SCAN_IDS = 1 << 22  # ids per block when checking a stream (16 MiB of int32)
 
 
@@ -91,64 +92,114 @@ def _prepare(files: list[Path], cfg: Config, log) -> Dataset:
             except DamagedCache as e:
                 log(f"warning: the corpus cache {cached} is damaged ({e}); rebuilding it")
                 _discard(cached)
-    log(f"counting words in {len(files)} file(s)")
+        cache_root = _writable_cache_root(cache_root, log)
+
+    def count(spill_dir):
+        log(f"counting words in {len(files)} file(s)")
+        return _counted(files, cfg, spill_dir, log)
+
+    if cache_root is not None:
+        # the entry is filled in a locked temporary directory: the tokenizer's spilled ids first,
+        # then ids.int32 written from them block by block, then the rename into place
+        lock = None
+        try:
+            tmp, lock = _new_tmp_dir(cache_root)
+            try:
+                vocab, stats, blocks = count(tmp)
+                need = _ids_bytes(vocab, stats)
+                check_free_space(cache_root, need, {"corpus cache": need},
+                                 " (--no-cache writes the encoded corpus to the temporary directory instead)")
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return _fill_cache(cached, tmp, vocab, stats, blocks)
+        except OSError as e:
+            log(f"warning: cannot write the corpus cache in {cache_root} ({e.strerror or e}); "
+                "encoding the corpus in a temporary file")
+        finally:
+            _release(lock)
+    return _uncached(count, log)
+
+
+def _counted(files, cfg: Config, spill_dir: Path | None, log) -> tuple[Vocab, dict, object]:
+    """The vocabulary, the counting statistics and the id stream to come (int32 blocks), from
+    one read of the corpus: the Numba tokenizer spills its ids to ``spill_dir`` (in memory when
+    None) and maps them to the vocabulary's as they are read back."""
     if cfg.max_vocab_size:  # pruning while counting: the Python path (two passes over the corpus)
         counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size, cfg.tokenize)
         vocab, stats = vocab_from_counts(counts, cstats, cfg)
         del counts
-
-        def blocks():
-            return _encode(files, vocab, cfg)
-    else:  # the Numba tokenizer: one pass, ids of first appearance remapped to the vocabulary's
-        tokens = tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg))
+        blocks = _encode(files, vocab, cfg)
+    else:
+        tokens = tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg), spill_dir=spill_dir)
         vocab, stats, mapping = vocab_from_tokens(tokens, cfg)
-        held = [tokens]
-
-        def blocks():  # a second call (the cache could not be written) tokenises again
-            again = held.pop() if held else tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes,
-                                                     _threads(cfg))
-            return _remapped(again, mapping)
+        blocks = tokens.iter_ids(mapping)
     log(f"vocabulary: {len(vocab):,} words; encoding the corpus")
-    if cache_root is not None:
-        cache_root = _writable_cache_root(cache_root, log)
-    if cache_root is not None:
-        # ids of the in-vocabulary tokens (counts may be a little low after pruning) and sentence ends
-        need = 4 * (int(vocab.counts.sum()) + stats["lines"]) + 16 * len(vocab)
-        check_free_space(cache_root, need, {"corpus cache": need},
-                         " (--no-cache keeps the encoded corpus in memory instead)")
+    return vocab, stats, blocks
+
+
+def _ids_bytes(vocab: Vocab, stats: dict) -> int:
+    # ids of the in-vocabulary tokens (counts may be a little low after pruning) and sentence ends
+    return 4 * (int(vocab.counts.sum()) + stats.get("lines", 0)) + 16 * len(vocab)
+
+
+def _uncached(count, log) -> Dataset:
+    """A Dataset whose id stream is a temporary file (removed at once, its memory map readable
+    until it is let go: the page cache holds it, not this process); in memory when no temporary
+    file can be written. ``count(spill_dir)`` returns (vocab, stats, blocks)."""
+    try:
+        work = Path(tempfile.mkdtemp(prefix="w2v-corpus-"))
+    except OSError as e:
+        log(f"warning: cannot create a temporary directory ({e.strerror or e}); encoding the corpus in memory")
+    else:
         try:
-            return _write_cache(cached, files, vocab, cfg, stats, blocks())
-        except OSError as e:
-            log(f"warning: cannot write the corpus cache in {cache_root} ({e.strerror or e}); "
-                "encoding the corpus in memory")
-    return _in_memory(blocks(), vocab, stats)
+            vocab, stats, blocks = count(work)
+            need = _ids_bytes(vocab, stats)
+            check_free_space(work, need, {"encoded corpus": need})
+            n_ids, n_words, _ = _write_ids(work / "ids.int32", blocks)
+            ids = np.memmap(work / "ids.int32", dtype=np.int32, mode="r") if n_ids else np.zeros(0, np.int32)
+            return Dataset(vocab, ids, n_words, stats)
+        except (OSError, ResourceError) as e:
+            log(f"warning: cannot write the encoded corpus in {work.parent} ({getattr(e, 'strerror', None) or e}); "
+                "encoding it in memory")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    vocab, stats, blocks = count(None)
+    return _in_memory(blocks, vocab, stats)
+
+
+def _write_ids(path: Path, blocks) -> tuple[int, int, int]:
+    """Write the id stream's blocks to ``path``: (ids, in-vocabulary ids, CRC-32 of the bytes)."""
+    n_words, n_ids, crc = 0, 0, 0
+    with open(path, "wb") as fh:
+        for block in blocks:
+            n_words += int(np.count_nonzero(block >= 0))
+            n_ids += len(block)
+            crc = zlib.crc32(block, crc)
+            fh.write(block)
+    return n_ids, n_words, crc
 
 
 def _threads(cfg: Config) -> int:
     return max(1, min(cfg.resolved_workers(), os.cpu_count() or 1))
 
 
-def encode(corpus, vocab: Vocab, cfg: Config) -> Dataset:
-    """The corpus (files, .gz files, directories) as an in-memory id stream of a given vocabulary,
-    not cached (a continued run's merged vocabulary, a resumed continued run)."""
-    tokens = tokenize(corpus_files(corpus), cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg))
-    return _in_memory(_remapped(tokens, _vocab_mapping(tokens, vocab)), vocab, {})
+def encode(corpus, vocab: Vocab, cfg: Config, log=lambda msg: None) -> Dataset:
+    """The corpus (files, .gz files, directories) as the id stream of a given vocabulary, not
+    cached (a continued run's merged vocabulary, a resumed continued run): in a temporary file."""
+    files = corpus_files(corpus)
+
+    def count(spill_dir):
+        tokens = tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg), spill_dir=spill_dir)
+        return vocab, {}, tokens.iter_ids(_vocab_mapping(tokens, vocab))
+
+    return _uncached(count, log)
 
 
 def _vocab_mapping(tokens: Tokens, vocab: Vocab) -> np.ndarray:
     """Each tokenised word's id in ``vocab`` (_OOV if not in it): one dict look-up per distinct word."""
     get = vocab.index.get
     return np.array([get(w, _OOV) for w in tokens.words()], dtype=np.int32).reshape(-1)
-
-
-def _remapped(tokens: Tokens, mapping: np.ndarray):
-    """The tokenised stream in the vocabulary's ids (out-of-vocabulary words dropped), block by
-    block, each let go once yielded."""
-    blocks, tokens.blocks = tokens.blocks, []
-    blocks.reverse()
-    while blocks:
-        block = blocks.pop()
-        yield block[:remap(block, mapping)]
 
 
 def vocab_from_tokens(tokens: Tokens, cfg: Config) -> tuple[Vocab, dict, np.ndarray]:
@@ -250,30 +301,15 @@ def _remove_stale_tmp_dirs(parent: Path) -> None:
             _release(fd)
 
 
-def _write_cache(cached: Path, files, vocab: Vocab, cfg: Config, stats: dict, blocks) -> Dataset:
-    """Write the id stream (``blocks``) into a temporary directory beside ``cached``, then rename it
-    into place."""
-    tmp, lock = _new_tmp_dir(cached.parent)
-    try:
-        return _fill_cache(cached, tmp, vocab, stats, blocks)
-    finally:
-        _release(lock)
-
-
 def _fill_cache(cached: Path, tmp: Path, vocab: Vocab, stats: dict, blocks) -> Dataset:
+    """Write the id stream (``blocks``) and the vocabulary into ``tmp`` (a locked temporary
+    directory beside ``cached``), then rename it into place."""
     try:
-        n_words, n_ids, crc = 0, 0, 0
-        with open(tmp / "ids.int32", "wb") as fh:
-            for block in blocks:
-                n_words += int((block >= 0).sum())
-                n_ids += len(block)
-                data = block.tobytes()
-                crc = zlib.crc32(data, crc)
-                fh.write(data)
+        n_ids, n_words, crc = _write_ids(tmp / "ids.int32", blocks)
         vocab.save(tmp / "vocab.txt")
         meta = {"format": _FORMAT, "n_ids": n_ids, "n_words": n_words, "vocab_size": len(vocab),
                 "ids_crc32": crc, "vocab_crc32": zlib.crc32((tmp / "vocab.txt").read_bytes()), "stats": stats}
-        (tmp / "meta.json").write_text(json.dumps(meta))
+        (tmp / "meta.json").write_text(json.dumps(_sealed(meta)))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -288,6 +324,20 @@ def _fill_cache(cached: Path, tmp: Path, vocab: Vocab, stats: dict, blocks) -> D
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return _load_cached(cached)
+
+
+def _sealed(meta: dict) -> dict:
+    """``meta`` with ``meta_crc32``: the CRC-32 of its canonical JSON, so a changed byte of
+    meta.json (its statistics included, loaded as they are) is caught like one of the ids."""
+    return {**meta, "meta_crc32": zlib.crc32(json.dumps(meta, sort_keys=True).encode())}
+
+
+def _unsealed(meta) -> dict | None:
+    """``meta`` without its checksum, or None when it has none or it does not match."""
+    if not isinstance(meta, dict) or type(meta.get("meta_crc32")) is not int:
+        return None
+    rest = {k: v for k, v in meta.items() if k != "meta_crc32"}
+    return rest if zlib.crc32(json.dumps(rest, sort_keys=True).encode()) == meta["meta_crc32"] else None
 
 
 class DamagedCache(CorpusError):
@@ -311,6 +361,11 @@ def _load_cached(path: Path) -> Dataset:
         size = (path / "ids.int32").stat().st_size
     except (OSError, ValueError) as e:  # missing, unreadable, not JSON
         raise DamagedCache(f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}") from None
+    if isinstance(meta, dict) and meta.get("format") != _FORMAT and type(meta.get("format")) is int:
+        raise DamagedCache(f"cache format {meta['format']}, this w2v writes {_FORMAT}")
+    meta = _unsealed(meta)
+    if meta is None:
+        raise DamagedCache("meta.json does not match its checksum")
     ints = ("format", "n_ids", "n_words", "vocab_size", "ids_crc32", "vocab_crc32")
     if not isinstance(meta, dict) or not all(type(meta.get(k)) is int for k in ints) \
             or not isinstance(meta.get("stats"), dict):
@@ -479,29 +534,55 @@ def counted_vocab(paths, cfg: Config, count, log=lambda msg: None) -> tuple[Voca
     return vocab, stats
 
 
-def shard_dataset(ranges, vocab: Vocab, cfg: Config) -> Dataset:
+def shard_dataset(ranges, vocab: Vocab, cfg: Config, log=lambda msg: None) -> Dataset:
     """One share of a corpus (byte ranges of its files) encoded with the run's vocabulary, cached
-    like a whole corpus; ``stats`` holds the share's ``n_ids``."""
+    like a whole corpus (its ids checked against their CRC-32 and the vocabulary when loaded; a
+    damaged entry is rebuilt once); ``stats`` holds the share's ``n_ids``."""
     cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
+
+    def count(spill_dir):
+        tokens = tokenize(None, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, ranges=ranges, spill_dir=spill_dir)
+        return vocab, {}, tokens.iter_ids(_vocab_mapping(tokens, vocab))
+
     if cache_root is None:
-        dataset = _in_memory(_encode_ranges(ranges, vocab, cfg), vocab, {})
+        dataset = _uncached(count, log)
         dataset.stats["n_ids"] = len(dataset.ids)
         return dataset
     entry = cache_root / _shard_key(ranges, vocab, cfg)
-    if not (entry / "meta.json").exists():
-        def fill(tmp: Path):
-            n_words = n_ids = 0
-            with open(tmp / "ids.int32", "wb") as fh:
-                for block in _encode_ranges(ranges, vocab, cfg):
-                    n_words += int((block >= 0).sum())
-                    n_ids += len(block)
-                    fh.write(block.tobytes())
-            (tmp / "meta.json").write_text(json.dumps({"n_words": n_words, "n_ids": n_ids}))
-        _write_entry(cache_root, entry, fill)
-    meta = json.loads((entry / "meta.json").read_text())
-    if (entry / "ids.int32").stat().st_size != 4 * meta["n_ids"]:
-        raise CorpusError(f"the cached shard {entry} is damaged: delete it and run again")
+
+    def fill(tmp: Path):
+        n_ids, n_words, crc = _write_ids(tmp / "ids.int32", count(tmp)[2])
+        (tmp / "meta.json").write_text(json.dumps(_sealed({"n_words": n_words, "n_ids": n_ids, "ids_crc32": crc})))
+
+    for attempt in range(2):
+        if not (entry / "meta.json").exists():
+            _write_entry(cache_root, entry, fill)
+        try:
+            return _load_shard(entry, vocab)
+        except DamagedCache as e:
+            if attempt:
+                raise CorpusError(f"the cached shard {entry} is damaged ({e}) and could not be rebuilt") from None
+            log(f"warning: the cached shard {entry} is damaged ({e}); rebuilding it")
+            _discard(entry)
+    raise AssertionError("unreachable")
+
+
+def _load_shard(entry: Path, vocab: Vocab) -> Dataset:
+    try:
+        meta = _unsealed(json.loads((entry / "meta.json").read_bytes()))
+        size = (entry / "ids.int32").stat().st_size
+    except (OSError, ValueError) as e:
+        raise DamagedCache(f"{type(e).__name__}: {getattr(e, 'strerror', None) or e}") from None
+    if meta is None or not all(type(meta.get(k)) is int for k in ("n_words", "n_ids", "ids_crc32")):
+        raise DamagedCache("meta.json does not match its checksum")
+    if size != 4 * meta["n_ids"] or not 0 <= meta["n_words"] <= meta["n_ids"]:
+        raise DamagedCache(f"ids.int32 has {size} bytes, meta.json says {meta['n_ids']} ids")
     ids = np.memmap(entry / "ids.int32", dtype=np.int32, mode="r") if meta["n_ids"] else np.zeros(0, np.int32)
+    crc, lo, hi = scan_ids(ids)
+    if crc != meta["ids_crc32"]:
+        raise DamagedCache("ids.int32 does not match its checksum")
+    if lo < SENTENCE_END or hi >= len(vocab):
+        raise DamagedCache(f"ids.int32 holds id {lo if lo < SENTENCE_END else hi} outside the vocabulary")
     return Dataset(vocab, ids, meta["n_words"], {"n_ids": meta["n_ids"]}, entry)
 
 
@@ -530,10 +611,3 @@ def _write_entry(cache_root: Path, entry: Path, fill) -> None:
         raise
     finally:
         _release(lock)
-
-
-def _encode_ranges(ranges, vocab: Vocab, cfg: Config):
-    """The id stream of byte ranges (a Ray share), each range read as corpus.iter_range_segments
-    reads it, by the Numba tokenizer."""
-    tokens = tokenize(None, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, ranges=ranges)
-    return _remapped(tokens, _vocab_mapping(tokens, vocab))

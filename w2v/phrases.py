@@ -521,7 +521,7 @@ def _run(files, out, work_dir, min_count, threshold, delimiter, passes, lowercas
         started = time.perf_counter()
         table = PairTable(max_pairs, log)
         read = ReadStats()
-        word_counts, tokens = _encode(files, lowercase, chunk_bytes, index, table, ids_file, read, mode)
+        word_counts, tokens = _encode(files, lowercase, chunk_bytes, index, table, ids_file, read, mode, work_dir)
         if tokens == 0:
             raise CorpusError(f"the corpus is empty (no tokens in {read.files} file(s), {read.bytes} bytes)")
         if read.invalid_utf8:
@@ -570,20 +570,23 @@ def _summary(p: int, st: PassStats) -> str:
             f"({st.joined:,} times) in {st.seconds:.1f} s")
 
 
-def _encode(files, lowercase, chunk_bytes, index, table, ids_file, read, mode="whitespace"):
+def _encode(files, lowercase, chunk_bytes, index, table, ids_file, read, mode="whitespace", work_dir=None):
     """Read the corpus once with the Numba tokenizer (w2v.tokenize, on every core): ids in order
     of first appearance to ``ids_file`` (_LINE_END after each line and each file), words into
-    ``index``, pairs into ``table``. Returns (word counts by id, tokens)."""
-    tokens = tokenize(files, lowercase, mode, chunk_bytes, max(1, os.cpu_count() or 1))
+    ``index``, pairs into ``table``. Returns (word counts by id, tokens). The tokenizer's shares
+    spill their ids to files in ``work_dir``: the stream is never held in memory."""
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=".w2v-phrases-") as spill:
+        return _encode_spilled(files, lowercase, chunk_bytes, index, table, ids_file, read, mode, Path(spill))
+
+
+def _encode_spilled(files, lowercase, chunk_bytes, index, table, ids_file, read, mode, spill: Path):
+    tokens = tokenize(files, lowercase, mode, chunk_bytes, max(1, os.cpu_count() or 1), spill_dir=spill)
     for name in ("files", "bytes", "tokens", "lines", "invalid_utf8"):
         setattr(read, name, getattr(read, name) + getattr(tokens.stats, name))
     for word in tokens.words():
         index.setdefault(word, len(index))
     prev = -1
-    blocks, tokens.blocks = tokens.blocks, []
-    blocks.reverse()
-    while blocks:
-        block = blocks.pop()
+    for block in tokens.iter_ids():
         if len(block):
             prev = table.add(block, prev)
             ids_file.write(block.data)

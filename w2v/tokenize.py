@@ -16,7 +16,10 @@ character, every distinct token is decoded once and the non-ASCII ones are lower
 merged (their first appearance is the first of them).
 
 The id stream is held in memory (4 bytes a token, in blocks of one read each) until the caller
-writes it to the corpus cache or concatenates it. ``max_vocab_size`` (pruning while counting) is
+takes it (``Tokens.iter_ids``), or, with ``spill_dir``, each share writes its ids to a file of its
+own there as it goes, read back block by block once the vocabulary is known: preparing a corpus
+then holds the word table and a few blocks, never the stream (the corpus is read once; its ids are
+written twice, as first seen and then in the vocabulary's ids). ``max_vocab_size`` (pruning while counting) is
 not done here: vocab.count_words and dataset.prepare take the Python path for it.
 
 Two modes (config ``tokenize``):
@@ -515,10 +518,12 @@ class _Table:
 
 @dataclass
 class _RangeResult:
-    blocks: list = field(default_factory=list)  # int32 arrays of local entry ids
+    blocks: list = field(default_factory=list)  # int32 arrays of local entry ids (none when spilled)
+    n_ids: int = 0  # ids the kernel wrote for the range (in ``blocks`` or in the share's spill file)
     newline: bool = False  # the range holds a newline
     open: bool = False  # tokens since its last newline (or its start)
     file_end: bool = False  # the range ends its file
+    end_mark: bool = False  # a SENTENCE_END follows the range (its file's last line has no newline)
 
 
 @dataclass
@@ -527,6 +532,8 @@ class _Share:
     n_ent: int = 0
     ranges: list = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
+    spill: Path | None = None  # the file the share's ids went to, if not to memory
+    to_global: np.ndarray | None = None  # local entry id -> the corpus's word id (None: the same)
 
 
 def _readinto(fh, view, path) -> int:
@@ -549,8 +556,23 @@ def _head_invalid(head: bytes) -> int:
     return text.count("\ufffd") - head.count(b"\xef\xbf\xbd")
 
 
-def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_every_range: bool) -> _Share:
-    share = _Share(_Table())
+def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_every_range: bool,
+                spill: Path | None = None) -> _Share:
+    share = _Share(_Table(), spill=spill)
+    sink = open(spill, "wb") if spill is not None else None
+    try:
+        _scan_ranges(share, ranges, words, lowercase, chunk_bytes, check_every_range, sink)
+    except BaseException:
+        if sink is not None:
+            sink.close()
+            spill.unlink(missing_ok=True)
+        raise
+    if sink is not None:
+        sink.close()
+    return share
+
+
+def _scan_ranges(share: _Share, ranges, words, lowercase, chunk_bytes, check_every_range, sink) -> None:
     table = share.table
     fold = np.arange(128, dtype=np.uint8)
     if lowercase:
@@ -612,7 +634,12 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
                     else:
                         table.grow_pool()
                 if st[_NOUT]:
-                    result.blocks.append(out[:st[_NOUT]].copy())
+                    k = int(st[_NOUT])
+                    result.n_ids += k
+                    if sink is not None:
+                        sink.write(out[:k])
+                    else:
+                        result.blocks.append(out[:k].copy())
                 pos = int(st[_POS])
                 have = n - pos
                 if have:
@@ -627,22 +654,21 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
     share.stats.tokens = int(st[_TOKENS])
     share.stats.lines = int(st[_LINES])
     share.stats.invalid_utf8 = int(st[_INVALID])
-    return share
 
 
 # --- the whole corpus ---------------------------------------------------------------------------
 
 @dataclass
 class Tokens:
-    """A corpus tokenised: ``counts[i]`` of word i (ids in order of first appearance), the id
-    stream in ``blocks`` (int32 arrays, -1 after each sentence), what was read."""
+    """A corpus tokenised: ``counts[i]`` of word i (ids in order of first appearance), what was
+    read, and the id stream (-1 after each sentence), taken once with ``iter_ids``."""
 
     counts: np.ndarray
-    blocks: list
     stats: ReadStats
     _pool: np.ndarray | None = None
     _offsets: np.ndarray | None = None
     _words: list | None = None
+    _shares: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -663,17 +689,68 @@ class Tokens:
         return np.diff(self._offsets).astype(np.int64)
 
     def n_ids(self) -> int:
-        return sum(len(b) for b in self.blocks)
+        """Ids in the stream (before ``iter_ids`` drops any)."""
+        return sum(r.n_ids + r.end_mark for s in self._shares for r in s.ranges)
+
+    def iter_ids(self, mapping: np.ndarray | None = None, block_ids: int = 1 << 20):
+        """The id stream in corpus order, in int32 blocks: word ids, or with ``mapping`` (int32,
+        one entry per word) ``mapping[id]``, the ids mapped to -2 dropped. Once only: each block
+        held in memory is let go as it is yielded, a spilled share is read back from its file in
+        blocks of ``block_ids`` and the file removed."""
+        if mapping is not None and len(mapping) != len(self.counts):
+            raise ValueError(f"mapping has {len(mapping)} entries for {len(self.counts)} words")
+        shares, self._shares = self._shares, []
+        try:
+            while shares:
+                yield from _share_ids(shares[0], mapping, block_ids)
+                shares.pop(0)
+        finally:
+            for s in shares:
+                if s.spill is not None:
+                    s.spill.unlink(missing_ok=True)
 
     def stream(self) -> np.ndarray:
-        return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.int32)
+        blocks = list(self.iter_ids())
+        return np.concatenate(blocks) if blocks else np.zeros(0, np.int32)
+
+
+def _share_ids(share: _Share, mapping, block_ids: int):
+    m = share.to_global
+    if mapping is not None:
+        m = mapping if m is None else mapping[m]
+    fh = open(share.spill, "rb") if share.spill is not None else None
+    try:
+        for r in share.ranges:
+            if fh is None:
+                blocks, r.blocks = r.blocks, []
+                blocks.reverse()
+                while blocks:
+                    b = blocks.pop()
+                    yield b if m is None else b[:remap(b, m)]
+            else:
+                left = r.n_ids
+                while left:
+                    b = np.fromfile(fh, dtype=np.int32, count=min(left, block_ids))
+                    # the kernel indexes ``m`` unchecked: a short or altered file stops here
+                    if not len(b) or (m is not None and int(b.max()) >= len(m)):
+                        raise CorpusError(f"the tokenizer's file {share.spill} changed while it was read back")
+                    left -= len(b)
+                    yield b if m is None else b[:remap(b, m)]
+            if r.end_mark:
+                yield np.array([SENTENCE_END], dtype=np.int32)
+    finally:
+        if fh is not None:
+            fh.close()
+            share.spill.unlink(missing_ok=True)
 
 
 def tokenize(paths, lowercase: bool = False, mode: str = "whitespace", chunk_bytes: int = 1 << 20,
-             threads: int = 1, ranges=None) -> Tokens:
+             threads: int = 1, ranges=None, spill_dir: Path | None = None) -> Tokens:
     """Tokenise the corpus at ``paths`` (files, .gz files, directories), cut into ``threads``
     shares read in parallel; or, with ``ranges`` (ByteRanges, a Ray share), those ranges alone,
-    each as ``corpus.iter_range_segments`` reads it (its own binary check; its own last line)."""
+    each as ``corpus.iter_range_segments`` reads it (its own binary check; its own last line).
+    With ``spill_dir`` (an existing directory) each share's ids go to a file there
+    (``tokens-K.int32``, removed once read back by ``Tokens.iter_ids``), not to memory."""
     if mode not in MODES:
         raise ValueError(f"tokenize must be one of {', '.join(MODES)}, got {mode!r}")
     words = mode == "words"
@@ -686,12 +763,21 @@ def tokenize(paths, lowercase: bool = False, mode: str = "whitespace", chunk_byt
             [[ByteRange(str(f), 0, -1) for f in files]]
         shares = [s for s in shares if s]
         per_range = False
+    spills = [None if spill_dir is None else Path(spill_dir) / f"tokens-{k}.int32" for k in range(len(shares))]
     if len(shares) > 1:
         with ThreadPoolExecutor(len(shares), thread_name_prefix="w2v-tokenize") as pool:
-            futures = [pool.submit(_scan_share, s, words, lowercase, chunk_bytes, False) for s in shares]
-            done = [f.result() for f in futures]
+            futures = [pool.submit(_scan_share, s, words, lowercase, chunk_bytes, False, f)
+                       for s, f in zip(shares, spills, strict=True)]
+            try:
+                done = [f.result() for f in futures]
+            except BaseException:
+                for f in spills:
+                    if f is not None:
+                        f.unlink(missing_ok=True)
+                raise
     else:
-        done = [_scan_share(s, words, lowercase, chunk_bytes, per_range) for s in shares]
+        done = [_scan_share(s, words, lowercase, chunk_bytes, per_range, f)
+                for s, f in zip(shares, spills, strict=True)]
     tokens = _combine(done, lowercase, per_range)
     if not per_range:
         tokens.stats.files = len(files)  # empty files are in no share
@@ -720,17 +806,16 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
         maps = []
         for s in shares:
             t = s.table
-            local = np.empty(max(1, s.n_ent), dtype=np.int32)
+            local = np.zeros(max(1, s.n_ent), dtype=np.int32)
             _merge(t.pool, t.offsets, t.hashes, t.counts, s.n_ent, gslots, ghashes, goffsets, gcounts, gpool, gstate,
                    local)
             maps.append(local)
-            s.table = None
         n = int(gstate[0])
         counts, pool, offsets = gcounts[:n], gpool[:int(goffsets[n])], goffsets[:n + 1]
     words = None
     if lowercase and n and (pool >= 0x80).any():
         # non-ASCII words lowercased by Python (once per distinct word); words that coincide merge
-        raw = Tokens(counts, [], stats, pool, offsets).words()
+        raw = Tokens(counts, stats, pool, offsets).words()
         index: dict[str, int] = {}
         to_word = np.empty(n, dtype=np.int32)
         for i, w in enumerate(raw):
@@ -741,22 +826,16 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
         np.add.at(merged, to_word, counts)
         counts, words = merged, list(index)
         maps = [to_word if m is None else to_word[m] for m in maps]
-    blocks = []
     line_open = False
     for s, mapping in zip(shares, maps, strict=True):
+        s.table, s.to_global = None, mapping
         for r in s.ranges:
-            for b in r.blocks:
-                if mapping is not None:
-                    b = b[:remap(b, mapping)]
-                blocks.append(b)
-            r.blocks = []
             if per_range:
                 line_open = r.open
             else:
                 line_open = r.open if r.newline else (line_open or r.open)
             if r.file_end:
-                if line_open:
-                    blocks.append(np.array([SENTENCE_END], dtype=np.int32))
-                    stats.lines += 1
+                r.end_mark = line_open
+                stats.lines += line_open
                 line_open = False
-    return Tokens(counts, blocks, stats, pool, offsets, words)
+    return Tokens(counts, stats, pool, offsets, words, shares)
