@@ -43,6 +43,11 @@ class Dataset:
     stats: dict  # what counting saw: tokens read, distinct words, dropped, invalid UTF-8...
     cache_path: Path | None = None
 
+    @property
+    def mapped(self) -> bool:
+        """The ids are a file's memory map (read from disk, pages let go behind the workers)."""
+        return isinstance(self.ids, np.memmap)
+
 
 def cache_key(cfg: Config, files: list[Path]) -> str:
     ident = {

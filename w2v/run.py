@@ -53,7 +53,7 @@ from .rundir import (  # noqa: F401  (Run, disk_needed: w2v.run's names before t
     save_results,
     stat_key,
 )
-from .train import Interrupted, Model, Trainer, _finish, check_memory
+from .train import Interrupted, Model, Trainer, _finish, check_memory, matrix
 from .vocab import MAX_WORD_BYTES, Vocab
 
 
@@ -88,7 +88,7 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
             log(invalid_utf8_warning(dataset.stats))
         _warn_long_words(dataset.stats, log)
         validate(cfg, len(dataset.vocab))
-        check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
+        check_memory(len(dataset.vocab), len(dataset.ids), cfg, log, dataset.mapped)
         if out is not None:
             check_disk_space(out, dataset.vocab.words, cfg)
         compile_ahead.wait(ahead, log)
@@ -144,11 +144,11 @@ def resume(run_dir, epochs: int | None = None, show_progress: bool | None = None
     dataset = (encode(corpus, Vocab(ck["words"].tolist(), ck["counts"]), cfg) if cfg.init_from
                else prepare(corpus, cfg, log))
     check_corpus_vocab(corpus, dataset.vocab.words, dataset.n_words, ck)
-    check_memory(len(dataset.vocab), len(dataset.ids), cfg, log)
+    check_memory(len(dataset.vocab), len(dataset.ids), cfg, log, dataset.mapped)
     check_disk_space(out, dataset.vocab.words, cfg)
     with StopSignals() as signals:
-        model = Model(dataset.vocab.words, dataset.vocab.counts, ck["emb_in"].copy(), ck["emb_out"].copy(),
-                      ck["bias"].copy(), cfg)
+        model = Model(dataset.vocab.words, dataset.vocab.counts, matrix(*ck["emb_in"].shape, like=ck["emb_in"]),
+                      matrix(*ck["emb_out"].shape, like=ck["emb_out"]), ck["bias"].copy(), cfg)
         trainer = Trainer(dataset, cfg, model)
         if len(ck["cursors"]) != len(trainer.workers):
             log(f"re-splitting the rest of the run from {len(ck['cursors']):,} worker(s) to {len(trainer.workers):,} "

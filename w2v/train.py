@@ -9,6 +9,7 @@ the parameters without locks (Hogwild), each with its own RNG streams and scratc
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import threading
 from collections import namedtuple
@@ -128,17 +129,22 @@ class Model:
         Vocab(self.words, self.counts).save(path)
 
 
-def memory_needed(vocab_size: int, n_ids: int, cfg: Config) -> dict:
-    """Bytes training will hold: both [V, D] float32 matrices, the biases, the encoded corpus
-    (memory-mapped from the cache, or in memory) and each worker's scratch."""
+def memory_needed(vocab_size: int, n_ids: int, cfg: Config, mapped: bool = False) -> dict:
+    """Bytes training will hold: both [V, D] float32 matrices, the biases, the encoded corpus and
+    each worker's scratch. A ``mapped`` corpus (a file's memory map: the cache, or the temporary
+    file of --no-cache) is read from disk with its pages let go behind the workers: it holds a
+    window of a few jobs a worker (``corpus``), its size is ``corpus_file``, outside the total."""
     workers = cfg.resolved_workers()
     hot_rows = min(_HOT_ROWS, vocab_size) if workers > 1 else 0
     rows = max_batch_rows(cfg)
     per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * cfg.window * 12)
                   + rows * 8 + cfg.num_sampled * 16 + step_scratch_bytes(rows, cfg.num_sampled, cfg.dim, hot_rows))
-    parts = {"matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4, "corpus": n_ids * 4,
+    corpus = min(n_ids * 4, workers * (2 * _JOB_WORDS * 4 + (4 << 20))) if mapped else n_ids * 4
+    parts = {"matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4, "corpus": corpus,
              "workers": workers * per_worker}
     parts["total"] = sum(parts.values())
+    if mapped:
+        parts["corpus_file"] = n_ids * 4
     return parts
 
 
@@ -149,11 +155,13 @@ def physical_memory() -> int | None:
         return None
 
 
-def check_memory(vocab_size: int, n_ids: int, cfg: Config, log=lambda msg: None) -> None:
-    need = memory_needed(vocab_size, n_ids, cfg)
+def check_memory(vocab_size: int, n_ids: int, cfg: Config, log=lambda msg: None, mapped: bool = False) -> None:
+    need = memory_needed(vocab_size, n_ids, cfg, mapped)
     mib = {k: v / 2**20 for k, v in need.items()}
+    corpus = (f"corpus {mib['corpus']:,.0f} (read from its {mib['corpus_file']:,.0f} MiB file on disk)" if mapped
+              else f"corpus {mib['corpus']:,.0f}")
     log(f"training needs about {mib['total']:,.0f} MiB: matrices {mib['matrices']:,.0f}, biases "
-        f"{mib['biases']:,.1f}, corpus {mib['corpus']:,.0f}, workers {mib['workers']:,.0f}")
+        f"{mib['biases']:,.1f}, {corpus}, workers {mib['workers']:,.0f}")
     have = physical_memory()
     if have and need["total"] > have:
         raise ResourceError(f"training needs about {mib['total']:,.0f} MiB but this machine has "
@@ -165,10 +173,10 @@ def init_model(dataset: Dataset, cfg: Config) -> Model:
     vocab_size, dim = len(dataset.vocab), cfg.dim
     rng = np.random.Generator(np.random.PCG64(cfg.seed))
     # word2vec.c: input vectors uniform in +-0.5/dim, output vectors zero.
-    emb_in = rng.random((vocab_size, dim), dtype=np.float32)
+    emb_in = rng.random((vocab_size, dim), dtype=np.float32, out=matrix(vocab_size, dim))
     emb_in -= 0.5  # in place: temporaries of a [V, D] matrix would stay in the heap
     emb_in /= dim
-    emb_out = np.zeros((vocab_size, dim), dtype=np.float32)
+    emb_out = matrix(vocab_size, dim)
     counts = dataset.vocab.counts
     if cfg.bias_init == "log_unigram":
         # Start where NCE's logit (an unnormalised log-probability) is the unigram model.
@@ -176,6 +184,30 @@ def init_model(dataset: Dataset, cfg: Config) -> Model:
     else:
         bias = np.zeros(vocab_size, dtype=np.float32)
     return Model(dataset.vocab.words, counts, emb_in, emb_out, bias, cfg)
+
+
+_HUGE_MIN = 4 << 20  # bytes: smaller matrices stay on the heap
+
+
+def matrix(rows: int, cols: int, like: np.ndarray | None = None) -> np.ndarray:
+    """A zeroed float32 [rows, cols] matrix (or a copy of ``like``) in its own anonymous mapping,
+    advised to transparent huge pages (MADV_HUGEPAGE) where the OS has them: the step touches
+    rows all over both [V, D] matrices, and with 4 KiB pages a large vocabulary's matrices miss
+    the TLB on most rows (where THP is "madvise", the default of many distributions, nothing
+    else asks for huge pages)."""
+    nbytes = rows * cols * 4
+    if nbytes < _HUGE_MIN or not hasattr(mmap, "MADV_HUGEPAGE"):
+        out = np.zeros((rows, cols), dtype=np.float32)
+    else:
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            buf.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass  # no THP here: 4 KiB pages
+        out = np.frombuffer(buf, dtype=np.float32).reshape(rows, cols)
+    if like is not None:
+        out[...] = like
+    return out
 
 
 _LINE = 128  # bytes: a cache line, or the pair of lines some CPUs fetch together
