@@ -6,11 +6,12 @@ Heavy modules (numpy, numba) are imported inside the commands, so ``w2v --help``
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
 
-from . import __version__
+from . import __version__, _interrupted_while_starting
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -37,6 +38,8 @@ class _Group(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
+            if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # commands handle their own from here
             rv = super().main(args, prog_name, complete_var, False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:  # plain `w2v`: the help, as click prints it
             click.echo(e.format_message())
@@ -47,7 +50,7 @@ class _Group(click.Group):
             _fail(message + where, EXIT_USAGE)
         except click.ClickException as e:
             _fail(" ".join(e.format_message().split()), EXIT_USER)
-        except click.Abort:  # Ctrl-C or end of input outside training (which handles its own)
+        except (click.Abort, KeyboardInterrupt):  # Ctrl-C or end of input outside training (which handles its own)
             _fail("interrupted", 130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -236,10 +239,14 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
 
         train_run(list(corpus), cfg, output, show_progress=show, log=log, overwrite=overwrite)
     except KeyboardInterrupt:  # before training started: the run directory is not made yet
-        import signal
-
         if _is_the_process():
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
+            click.echo("w2v: error: interrupted before training started: nothing was written", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # not SystemExit: once a KeyboardInterrupt went unhandled inside an import (numpy's,
+            # numba's), Python would end the process by SIGINT after this line instead of 130
+            os._exit(130)
         _fail("interrupted before training started: nothing was written", 130)
     except _user_errors() as e:
         _fail(str(e))

@@ -35,9 +35,12 @@ from .config import Config, ConfigError, validate
 from .corpus import CorpusError, corpus_files, split_ranges
 from .dataset import Dataset, counted_vocab, shard_dataset
 from .errors import TrainingError, WorkersLost
+from .kernel_cache import claim
 from .loop import Progress, TrainingLoop
 from .train import Model, Trainer, init_model, load_progress, memory_needed, progress_arrays
 from .vocab import Vocab, count_ranges, merge_counts
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 _COUNT_BYTES = 32 << 20  # corpus bytes per counting task
 _RESTARTS = 3  # times Ray restarts an actor whose process died

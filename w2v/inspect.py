@@ -13,10 +13,13 @@ from numba import njit
 
 from .config import Config, validate
 from .dataset import Dataset
+from .kernel_cache import claim
 from .nce import accidental_hits
 from .pairs import iter_batches, keep_probabilities, next_piece, piece_pairs
 from .rng import PAIRS, make_state
 from .sampler import draw_log_uniform, expected_count, floor_table, log_uniform_probs
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 INSPECT = 2  # RNG purpose of the sampler check, apart from the training streams
 

@@ -9,17 +9,28 @@ the sources too), importing w2v points Numba's cache at
 or a directory under the system's temporary directory when that is not writable. The environment
 variable is set too, so child processes (the compile-ahead process, Ray workers on this machine)
 share it. No Numba import here: importing w2v stays cheap.
+
+Nothing is created on import (``w2v --help`` and ``--version`` leave no trace): each module that
+defines kernels calls ``claim()`` when it is imported, which creates the directory, holds a shared
+lock on its ``.in-use`` file for the life of the process and removes the directories of other
+source versions beside it (each under an exclusive lock taken without waiting: one in use by a
+running process is left alone). A directory the user chose (NUMBA_CACHE_DIR) is never pruned.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
+_IN_USE = ".in-use"
+_KEYED = re.compile(r".+-[0-9a-f]{12}")  # default_cache_dir's names
+_state: dict = {"dir": None, "managed": False, "lock": None}
 
 
 def source_key() -> str:
@@ -44,17 +55,82 @@ def configure(version: str) -> str | None:
         preferred = default_cache_dir(version)
         uid = os.getuid() if hasattr(os, "getuid") else 0
         for candidate in (preferred, Path(tempfile.gettempdir()) / f"w2v-numba-{uid}" / preferred.name):
-            try:
-                candidate.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                continue
-            if os.access(candidate, os.W_OK):
+            if _creatable(candidate):
                 chosen = str(candidate)
                 break
         else:
             return None
         os.environ["NUMBA_CACHE_DIR"] = chosen
+        _state["managed"] = True
+    _state["dir"] = chosen
     numba = sys.modules.get("numba")
     if numba is not None:  # imported before w2v: Numba read its environment already
         numba.config.CACHE_DIR = chosen
     return chosen
+
+
+def _creatable(path: Path) -> bool:
+    """Whether ``path`` is a writable directory or could be made one (its nearest existing
+    ancestor is a writable directory), without creating anything."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+    return False
+
+
+def claim() -> None:
+    """Create the kernel directory, hold it in use (a shared lock while this process lives) and
+    prune the other source versions' directories beside it. Once a process; never raises: where
+    the directory cannot be made, Numba falls back to its own locations."""
+    if _state["lock"] is not None or not _state["dir"]:
+        return
+    path = Path(_state["dir"])
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, so no pruning either
+        return
+    for _ in range(2):  # a pruner of another version may remove it between mkdir and open
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path / _IN_USE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            os.close(fd)
+            return
+        _state["lock"] = fd
+        break
+    else:
+        return
+    if _state["managed"]:
+        prune(path)
+
+
+def prune(keep: Path) -> list[Path]:
+    """Remove the directories beside ``keep`` named like default_cache_dir's that no process
+    holds in use; returns those removed."""
+    import fcntl
+
+    removed = []
+    try:
+        siblings = [p for p in keep.parent.iterdir() if p != keep and p.is_dir() and _KEYED.fullmatch(p.name)]
+    except OSError:
+        return removed
+    for old in siblings:
+        try:
+            fd = os.open(old / _IN_USE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # in use by a running w2v (or a pruner beside us)
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+        finally:
+            os.close(fd)
+    return removed

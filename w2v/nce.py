@@ -14,6 +14,10 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from .kernel_cache import claim
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
+
 FLT_MAX = np.float32(np.finfo(np.float32).max)
 
 

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .kernel_cache import claim
 from .rng import NEGATIVES, PAIRS, make_state, next_below, next_float
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:

@@ -55,7 +55,10 @@ from numba import njit
 from .corpus import CorpusError, ReadStats, corpus_files
 from .errors import ResourceError
 from .io import OutputError, atomic_open
+from .kernel_cache import claim
 from .tokenize import MODES, tokenize
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 DEFAULT_MAX_PAIRS = 10_000_000
 MAX_LOAD = 0.7  # a table is grown (or, at its largest, pruned) when fuller than this

@@ -8,6 +8,10 @@ Python's ``hash()`` or global state, so one worker repeats bit for bit.
 import numpy as np
 from numba import njit
 
+from .kernel_cache import claim
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

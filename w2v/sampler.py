@@ -12,7 +12,10 @@ The surprise: with unique=True and no duplicate drawn, Q is the first form, not 
 import numpy as np
 from numba import njit
 
+from .kernel_cache import claim
 from .rng import next_float
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 
 def _probability(ids, range_max: int) -> np.ndarray:

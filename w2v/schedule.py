@@ -2,6 +2,10 @@
 
 from numba import njit
 
+from .kernel_cache import claim
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
+
 
 @njit(cache=True, nogil=True)
 def learning_rate(alpha, min_alpha, words_done, total_words):

@@ -62,6 +62,9 @@ from .corpus import (
     refuse_binary_later,
     split_ranges,
 )
+from .kernel_cache import claim
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 MODES = ("whitespace", "words")
 SENTENCE_END = -1

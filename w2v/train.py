@@ -21,12 +21,15 @@ from numba import njit
 from .config import Config, validate
 from .dataset import Dataset, check_dataset, drop_pages
 from .errors import ResourceError, TrainingError
+from .kernel_cache import claim
 from .loop import Interrupted, Progress, TrainingLoop  # noqa: F401  (Interrupted: w2v.train's API)
 from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
 from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, floor_table, log_expected_count, log_tables
 from .schedule import learning_rate
+
+claim()  # the kernel directory made, held in use and the other versions' pruned
 
 _JOB_WORDS = 50_000
 # With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
@@ -129,19 +132,21 @@ class Model:
         Vocab(self.words, self.counts).save(path)
 
 
-def memory_needed(vocab_size: int, n_ids: int, cfg: Config, mapped: bool = False) -> dict:
-    """Bytes training will hold: both [V, D] float32 matrices, the biases, the encoded corpus and
-    each worker's scratch. A ``mapped`` corpus (a file's memory map: the cache, or the temporary
-    file of --no-cache) is read from disk with its pages let go behind the workers: it holds a
-    window of a few jobs a worker (``corpus``), its size is ``corpus_file``, outside the total."""
+def memory_needed(vocab_size: int, n_ids: int, cfg: Config, mapped: bool = False, in_use: int = 0) -> dict:
+    """Bytes training will hold: what the process holds already (``in_use``: the interpreter, the
+    libraries, the compiled kernels, the vocabulary), both [V, D] float32 matrices, the biases,
+    the encoded corpus and each worker's scratch. A ``mapped`` corpus (a file's memory map: the
+    cache, or the temporary file of --no-cache) is read from disk with its pages let go behind the
+    workers: it holds a window of a few jobs a worker (``corpus``), its size is ``corpus_file``,
+    outside the total."""
     workers = cfg.resolved_workers()
     hot_rows = min(_HOT_ROWS, vocab_size) if workers > 1 else 0
     rows = max_batch_rows(cfg)
     per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * cfg.window * 12)
                   + rows * 8 + cfg.num_sampled * 16 + step_scratch_bytes(rows, cfg.num_sampled, cfg.dim, hot_rows))
     corpus = min(n_ids * 4, workers * (2 * _JOB_WORDS * 4 + (4 << 20))) if mapped else n_ids * 4
-    parts = {"matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4, "corpus": corpus,
-             "workers": workers * per_worker}
+    parts = {"in_use": in_use, "matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4,
+             "corpus": corpus, "workers": workers * per_worker}
     parts["total"] = sum(parts.values())
     if mapped:
         parts["corpus_file"] = n_ids * 4
@@ -155,13 +160,22 @@ def physical_memory() -> int | None:
         return None
 
 
+def resident_memory() -> int:
+    """Bytes this process holds in memory now (0 where /proc is not there to say)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def check_memory(vocab_size: int, n_ids: int, cfg: Config, log=lambda msg: None, mapped: bool = False) -> None:
-    need = memory_needed(vocab_size, n_ids, cfg, mapped)
+    need = memory_needed(vocab_size, n_ids, cfg, mapped, resident_memory())
     mib = {k: v / 2**20 for k, v in need.items()}
     corpus = (f"corpus {mib['corpus']:,.0f} (read from its {mib['corpus_file']:,.0f} MiB file on disk)" if mapped
               else f"corpus {mib['corpus']:,.0f}")
-    log(f"training needs about {mib['total']:,.0f} MiB: matrices {mib['matrices']:,.0f}, biases "
-        f"{mib['biases']:,.1f}, {corpus}, workers {mib['workers']:,.0f}")
+    log(f"training needs about {mib['total']:,.0f} MiB: in use {mib['in_use']:,.0f}, matrices "
+        f"{mib['matrices']:,.0f}, biases {mib['biases']:,.1f}, {corpus}, workers {mib['workers']:,.0f}")
     have = physical_memory()
     if have and need["total"] > have:
         raise ResourceError(f"training needs about {mib['total']:,.0f} MiB but this machine has "
