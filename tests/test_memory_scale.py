@@ -68,7 +68,7 @@ def test_memory_is_flat_in_the_corpus_size(tmp_path):
     n_words = 20_000
     words = np.array([f"w{i:x}" for i in range(n_words)], dtype=object)
     p = 1.0 / np.arange(1, n_words + 1)
-    tokens = words[rng.choice(n_words, size=7_000_000, p=p / p.sum())]
+    tokens = words[rng.choice(n_words, size=9_500_000, p=p / p.sum())]
     text = "\n".join(" ".join(line) for line in tokens.reshape(-1, 1000)) + "\n"
     small, large = tmp_path / "small.txt", tmp_path / "large.txt"
     small.write_text(text)
@@ -79,6 +79,7 @@ def test_memory_is_flat_in_the_corpus_size(tmp_path):
     assert 35e6 < small.stat().st_size < 45e6
     _run(small, tmp_path / "warm")  # the Numba cache filled: no compiler in the measured runs
     runs = {name: _run(path, tmp_path / name) for name, path in (("small", small), ("large", large))}
+    print({name: {k: round(r[k]) for k in ("prep", "peak", "estimate")} for name, r in runs.items()})  # for -s
     for r in runs.values():
         assert f"vocabulary of {n_words:,} words" in r["log"]
     assert abs(runs["large"]["prep"] - runs["small"]["prep"]) < 64, runs
