@@ -372,3 +372,70 @@ def test_cli_trains_on_a_cluster_started_with_ray_start(ray_cluster, planted_cor
     listening = listening_addresses(session)
     loopback = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
     assert listening and listening <= loopback, listening
+
+
+# --- Ctrl-C while Ray starts --------------------------------------------------------------------
+
+def test_signals_deferred_while_ray_starts_are_delivered_once_it_has():
+    from w2v.distributed import _signals_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a handler that raised would have raised by now
+            done.append(True)
+    assert done == [True] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def session_processes(sid: int) -> list[str]:
+    """The names of the processes in session ``sid``."""
+    names = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                head, tail = fh.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if int(tail.split()[3]) == sid:
+            names.append(head.split("(", 1)[1])
+    return names
+
+
+@pytest.mark.parametrize("started", ["gcs_server", "ray::"])  # inside ray.init; once the raylet's agents run
+def test_ctrl_c_again_and_again_while_ray_starts_is_one_line_130_and_leaves_no_process(planted_corpus, tmp_path,
+                                                                                        started):
+    pytest.importorskip("ray")
+    path, _ = planted_corpus
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "w2v.cli", "train", str(path), "--backend", "ray", "--nodes", "2", "--workers", "1",
+           "--epochs", "4", "--dim", "16", "--min-count", "1", "--no-cache", "-o", str(out)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own session and group, as a terminal's job
+    try:
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and not any(n.startswith(started) for n in session_processes(proc.pid)):
+            assert time.monotonic() < deadline, f"no {started} process ever started"
+            time.sleep(0.005)
+        while proc.poll() is None and time.monotonic() < deadline:  # Ctrl-C, again and again, as from a terminal
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.02)
+        stderr = proc.communicate(timeout=30)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.splitlines()[-1] == \
+        "w2v: error: interrupted before training started: nothing was written", stderr[-3000:]
+    assert not out.exists()
+    deadline = time.monotonic() + 30  # Ray's processes (raylet, gcs_server, its agents) end with the run
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = session_processes(proc.pid)
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()] if left else []:
+        try:
+            if os.getsid(int(pid)) == proc.pid:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    assert not left, f"left running after the run's exit: {left}"

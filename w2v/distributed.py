@@ -22,8 +22,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -235,9 +237,29 @@ def _is_loopback(address: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def _connect(cfg: Config, need_cpus: int, log):
-    """Ray as the caller left it (already initialised: used and left running), or joined at
-    ``cfg.address``, or a local instance for this run. Returns (ray, whether we started it)."""
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM recorded, not acted on, while Ray starts or stops its processes, then
+    delivered to the handlers in place before: a KeyboardInterrupt inside ``ray.init`` or
+    ``ray.shutdown`` would leave a half-started local instance whose agents outlive the driver.
+    Outside the main thread, or where a signal is ignored, nothing changes."""
+    caught: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # e.g. KeyboardInterrupt, raised from here
+
+
+def _import_ray_for(cfg: Config):
+    """The ray module, imported with the settings ``cfg.address`` needs."""
     if not cfg.address or _is_loopback(cfg.address):
         # Ray turns 127.0.0.1 into the machine's network address unless told this is a one-machine
         # cluster; then every Ray server listens on loopback only (read when ray is first imported).
@@ -247,9 +269,14 @@ def _connect(cfg: Config, need_cpus: int, log):
         # `ray start` on this machine uses this token; Ray sends it to a cluster it finds on its
         # own but not to one named by address unless told to
         os.environ["RAY_AUTH_MODE"] = "token"
-    ray = import_ray()
+    return import_ray()
+
+
+def _connect(ray, cfg: Config, need_cpus: int, log) -> bool:
+    """Ray as the caller left it (already initialised: used and left running), or joined at
+    ``cfg.address``, or a local instance for this run. Returns whether we started it."""
     if ray.is_initialized():
-        return ray, False
+        return False
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if cfg.address:
         host, _, port = cfg.address.rpartition(":")
@@ -263,7 +290,7 @@ def _connect(cfg: Config, need_cpus: int, log):
     else:
         ray.init(num_cpus=max(os.cpu_count() or 1, need_cpus), **quiet)
         log("started a local Ray instance")
-    return ray, True
+    return True
 
 
 class _Lost:
@@ -281,8 +308,11 @@ class RayTrainer(TrainingLoop):
     def __init__(self, corpus, cfg: Config, log=lambda msg: None, checkpoint: dict | None = None):
         self.log = log
         self.actors: list = []
-        self.ray, self._started = _connect(cfg, max(1, cfg.nodes) * cfg.resolved_workers(), log)
+        self.ray, self._started = None, False
         try:
+            self.ray = _import_ray_for(cfg)
+            with _signals_deferred():  # _started set before a Ctrl-C meanwhile is raised, so close() stops Ray
+                self._started = _connect(self.ray, cfg, max(1, cfg.nodes) * cfg.resolved_workers(), log)
             self._setup(corpus, cfg, checkpoint)
         except BaseException:
             self.close()
@@ -528,13 +558,14 @@ class RayTrainer(TrainingLoop):
         return [self._get(a.pid.remote()) for a in self.actors]
 
     def close(self) -> None:
-        ray = self.ray
-        for a in self.actors:
-            try:
-                ray.kill(a)
-            except Exception:  # already gone
-                pass
-        self.actors = []
-        if self._started:
-            ray.shutdown()
-            self._started = False
+        with _signals_deferred():  # a Ctrl-C now would leave the actors or Ray's processes behind
+            ray = self.ray
+            for a in self.actors if ray is not None else ():
+                try:
+                    ray.kill(a)
+                except Exception:  # already gone
+                    pass
+            self.actors = []
+            if self._started:
+                ray.shutdown()
+                self._started = False
