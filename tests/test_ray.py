@@ -40,13 +40,15 @@ def ray_cfg(**kw):
     return Config(**base)
 
 
-def assert_groups_are_neighbours(words, vectors, groups):
+def assert_groups_are_neighbours(words, vectors, groups, at_least: float = 1.0):
+    """Each word's 5 nearest are of its planted group, for ``at_least`` of the words."""
     group_of = {w: g for g, ws in enumerate(groups) for w in ws}
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     sims = unit @ unit.T
     np.fill_diagonal(sims, -np.inf)
-    for i, w in enumerate(words):
-        assert all(group_of[words[j]] == group_of[w] for j in np.argsort(-sims[i])[:5]), w
+    wrong = [w for i, w in enumerate(words)
+             if not all(group_of[words[j]] == group_of[w] for j in np.argsort(-sims[i])[:5])]
+    assert len(wrong) <= (1 - at_least) * len(words), f"{len(wrong)} of {len(words)}: {wrong[:10]}"
 
 
 # --- without Ray -----------------------------------------------------------------------------
@@ -171,10 +173,16 @@ def test_cli_says_in_one_line_how_to_install_ray(planted_corpus, tmp_path, monke
 
 # --- a local Ray instance ---------------------------------------------------------------------
 
+def short_temp_root() -> str:
+    """Where Ray's session directory goes: its sockets' paths (~75 bytes past it) must stay under
+    AF_UNIX's 107 bytes, which a long TMPDIR would pass; /tmp when it is writable."""
+    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    temp = tempfile.mkdtemp(prefix="w2v-ray-")
+    temp = tempfile.mkdtemp(prefix="w2v-ray-", dir=short_temp_root())
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              object_store_memory=200 << 20, _temp_dir=temp)
     yield ray
@@ -233,7 +241,8 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_run_ends_complete(local_ra
         for emb_in, emb_out, bias in trainer.actor_parameters():
             assert np.array_equal(emb_in, model.emb_in) and np.array_equal(emb_out, model.emb_out)
             assert np.array_equal(bias, model.bias)
-        assert_groups_are_neighbours(model.words, model.emb_in, groups)
+        # an actor's work since the last sync is lost with it: a word or two may still sit apart
+        assert_groups_are_neighbours(model.words, model.emb_in, groups, at_least=0.9)
     finally:
         trainer.close()
 
@@ -324,7 +333,7 @@ def ray_cluster(tmp_path):
     """`ray start --head` on loopback in a session of its own, stopped (that session only) after."""
     pytest.importorskip("ray")
     port, agent = free_ports(2)
-    temp = tempfile.mkdtemp(prefix="w2v-cl-")
+    temp = tempfile.mkdtemp(prefix="w2v-cl-", dir=short_temp_root())
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",

@@ -354,7 +354,7 @@ def test_a_vocabulary_of_one_word_is_refused_as_such(corpus, tmp_path):
     assert_one_line_error(invoke("train", tmp_path / "one.txt", "--output", tmp_path / "o", *SMALL),
                           "the vocabulary has 1 word(s)", "training needs at least 2")
     assert_one_line_error(invoke("train", corpus, "--output", tmp_path / "o", "--max-vocab-size", "3", *SMALL),
-                          "num_sampled (3) must be below the vocabulary size (2)", "raise max_vocab_size (3)")
+                          "num_sampled (3) must be below the vocabulary size (3)", "raise max_vocab_size (3)")
 
 
 def test_a_signal_ignored_by_whoever_started_the_run_stays_ignored():

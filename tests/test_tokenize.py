@@ -4,6 +4,7 @@
 import gzip
 import os
 import random
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -18,8 +19,17 @@ from w2v.cli import main
 from w2v.config import Config
 from w2v.corpus import CorpusError, ReadStats, iter_range_segments, iter_segments, split_line, split_ranges
 from w2v.dataset import _encode, _encode_segments, prepare, shard_dataset
-from w2v.tokenize import remap, remap_reference, tokenize, word_class_table
-from w2v.vocab import build_vocab, count_ranges, count_words
+from w2v.tokenize import (
+    _prune,
+    count_pruned,
+    encode_counted,
+    prune_reference,
+    remap,
+    remap_reference,
+    tokenize,
+    word_class_table,
+)
+from w2v.vocab import build_vocab, count_ranges, count_words, count_words_reference
 
 
 def reference(paths=None, lowercase=False, mode="whitespace", chunk_bytes=1 << 20, ranges=None):
@@ -242,11 +252,116 @@ def test_shard_encoding_equals_the_python_path(awkward, tmp_path, cached):
             assert np.asarray(got.ids).tolist() == want and got.stats["n_ids"] == len(want)
 
 
-def test_max_vocab_size_keeps_the_python_path(tmp_path):
-    f = tmp_path / "c.txt"
-    f.write_text("a a a b b c\nd e f g\n")
-    counts, stats = count_words([f], max_vocab_size=2)
-    assert stats.pruned_below == 2 and "a" in counts
+def _zipf_corpus(path, n_tokens=30_000, n_words=3_000, seed=0, line=12):
+    """Zipfian text over ``n_words`` words in lines of ``line`` tokens; some capitalised, some non-ASCII."""
+    rng = np.random.default_rng(seed)
+    p = 1 / np.arange(1, n_words + 1)
+    words = np.array([("Ä" if i % 97 == 5 else "") + (f"W{i}" if i % 13 == 0 else f"w{i}") for i in range(n_words)])
+    ids = rng.choice(n_words, size=n_tokens, p=p / p.sum())
+    path.write_text("\n".join(" ".join(words[ids[i:i + line]]) for i in range(0, n_tokens, line)) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 4096, 1 << 20])
+@pytest.mark.parametrize("mode,lowercase", [("whitespace", False), ("words", True)])
+def test_max_vocab_size_prunes_in_the_numba_counter_as_the_reference_does(tmp_path, chunk_bytes, mode, lowercase):
+    f = _zipf_corpus(tmp_path / "c.txt")
+    for cap in (2, 50, 400):
+        counts, stats = count_words([f], lowercase, chunk_bytes, cap, mode)
+        want, want_stats = count_words_reference([f], lowercase, chunk_bytes, cap, mode)
+        assert list(counts.items()) == list(want.items())  # the counts and the order of first appearance
+        assert stats.pruned_below == want_stats.pruned_below > 2 and stats.read == want_stats.read
+        assert len(counts) <= 2 * cap
+        ranges = split_ranges([f], 3, chunk_bytes)[1]
+        got, got_stats = count_ranges(ranges, lowercase, chunk_bytes, cap, mode)
+        want, want_stats = count_words_reference(None, lowercase, chunk_bytes, cap, mode, ranges=ranges)
+        assert list(got.items()) == list(want.items()) and got_stats.pruned_below == want_stats.pruned_below
+
+
+def test_prune_kernel_matches_its_reference():
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" + "x" * int(rng.integers(0, 12)) for i in range(500)]  # short and long (pooled) tokens
+    f = Path(tempfile.mkdtemp()) / "c.txt"
+    f.write_text(" ".join(rng.choice(words, size=5000)))
+    tokens = tokenize([f])
+    before = dict(zip(tokens.words(), tokens.counts.tolist(), strict=True))
+    for min_reduce in (1, 5, 9, 100):
+        counted = count_pruned([f], cap=10**9)  # a table that never prunes, kept for encoding
+        t = counted._counted
+        k = _prune(t.table.slots, t.table.hashes, t.table.offsets, t.table.counts, t.table.pool, t.n_ent, min_reduce)
+        t.n_ent = k
+        want = prune_reference(before, min_reduce)
+        pool, offsets = t.table.pool.tobytes(), t.table.offsets
+        got = {pool[offsets[e]:offsets[e + 1]].decode(): int(t.table.counts[e]) for e in range(k)}
+        assert list(got.items()) == list(want.items())
+        # the rebuilt slots find every kept word, and only those: encoding through the table
+        counted.counts, counted._pool, counted._offsets = t.table.counts[:k].copy(), t.table.pool, offsets[:k + 1]
+        ids = encode_counted(counted, [f]).stream()
+        kept = [w for w in f.read_text().split() if w in want]
+        assert [list(want)[i] for i in ids[ids >= 0]] == kept
+    shutil.rmtree(f.parent)
+
+
+def word2vec_c_vocab(path, table_cap: int, min_count: int) -> dict:
+    """word2vec.c's LearnVocabFromTrainFile, ReduceVocab and SortVocab, line for line, with
+    ``vocab_size > vocab_hash_size * 0.7`` read as ``vocab_size > table_cap + 1`` (word2vec.c's
+    table holds "</s>" besides the words, at index 0; it is dropped here). ReadWord: words end at
+    ' ', '\\t' and '\\n'; a '\\n' is the word "</s>"; '\\r' is skipped."""
+    vocab = [["</s>", 0]]  # AddWordToVocab("</s>"): count 0
+    index = {"</s>": 0}
+    min_reduce = 1
+    data = path.read_bytes()
+    word, words = b"", []
+    for b in data:  # ReadWord
+        ch = bytes([b])
+        if ch == b"\r":
+            continue
+        if ch in b" \t\n":
+            if word:
+                words.append(word)
+                word = b""
+            if ch == b"\n":
+                words.append(b"</s>")
+            continue
+        word += ch
+    if word:
+        words.append(word)
+    for w in words:
+        w = w.decode()
+        i = index.get(w, -1)
+        if i == -1:
+            index[w] = len(vocab)
+            vocab.append([w, 1])
+        else:
+            vocab[i][1] += 1
+        if len(vocab) > table_cap + 1:  # ReduceVocab
+            vocab = [v for v in vocab if v[1] > min_reduce]
+            index = {v[0]: j for j, v in enumerate(vocab)}
+            min_reduce += 1
+    head, rest = vocab[0], sorted(vocab[1:], key=lambda v: -v[1])  # SortVocab: qsort(&vocab[1], ...)
+    kept = [head] + [v for v in rest if v[1] >= min_count]
+    assert kept[0][0] == "</s>", "the test corpus must keep </s> (many lines) for the comparison to hold"
+    return dict(kept[1:])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_max_vocab_size_gives_word2vec_c_vocabulary_and_encodes_the_corpus_with_it(tmp_path, workers):
+    f = _zipf_corpus(tmp_path / "c.txt", n_tokens=60_000, n_words=5_000, seed=1, line=6)
+    max_vocab_size = 150
+    want = word2vec_c_vocab(f, 2 * max_vocab_size, min_count=1)
+    min_count = 2  # past the last prune the table fills with words seen once: left out by min_count
+    want = {w: c for w, c in want.items() if c >= min_count}
+    assert 30 < len(want) < max_vocab_size  # so the cut at max_vocab_size (not word2vec.c's) plays no part
+    cfg = Config(min_count=min_count, max_vocab_size=max_vocab_size, workers=workers, chunk_bytes=4096,
+                 cache_dir=str(tmp_path / "cache"))
+    for _ in range(2):  # built, then loaded from the cache
+        ds = prepare([f], cfg)
+        assert dict(zip(ds.vocab.words, ds.vocab.counts.tolist(), strict=True)) == want
+        assert ds.stats["pruned_below"] > 2
+        assert np.asarray(ds.ids).tolist() == np.concatenate(list(_encode([f], ds.vocab, cfg))).tolist()
+    ds = prepare([f], Config(**{**cfg.to_dict(), "cache_dir": ""}))
+    assert np.asarray(ds.ids).tolist() == np.concatenate(list(_encode([f], ds.vocab, cfg))).tolist()
 
 
 def test_cli_sample_pairs_tokenize_words(tmp_path):

@@ -25,13 +25,14 @@ from .config import Config
 from .corpus import CorpusError, ReadStats, corpus_files, iter_segments
 from .errors import ResourceError
 from .io import check_free_space
-from .tokenize import Tokens, tokenize
-from .vocab import MAX_WORD_BYTES, CountStats, Vocab, build_vocab, count_words
+from .tokenize import Tokens, count_pruned, encode_counted, tokenize
+from .vocab import MAX_WORD_BYTES, CountStats, Vocab, build_vocab, table_cap
 
 SENTENCE_END = -1
 _OOV = -2
-_FORMAT = 5  # bump when the cached layout changes (3: the Numba tokenizer, the tokenize key; 4: tokens
-#              over 100 bytes left out of the vocabulary; 5: meta.json's own checksum)
+_FORMAT = 6  # bump when the cached layout changes (3: the Numba tokenizer, the tokenize key; 4: tokens
+#              over 100 bytes left out of the vocabulary; 5: meta.json's own checksum; 6: max_vocab_size
+#              prunes token by token, as word2vec.c does)
 _SCAN_IDS = 1 << 22  # ids per block when checking a stream (16 MiB of int32)
 
 
@@ -130,11 +131,12 @@ def _counted(files, cfg: Config, spill_dir: Path | None, log) -> tuple[Vocab, di
     """The vocabulary, the counting statistics and the id stream to come (int32 blocks), from
     one read of the corpus: the Numba tokenizer spills its ids to ``spill_dir`` (in memory when
     None) and maps them to the vocabulary's as they are read back."""
-    if cfg.max_vocab_size:  # pruning while counting: the Python path (two passes over the corpus)
-        counts, cstats = count_words(files, cfg.lowercase, cfg.chunk_bytes, cfg.max_vocab_size, cfg.tokenize)
-        vocab, stats = vocab_from_counts(counts, cstats, cfg)
-        del counts
-        blocks = _encode(files, vocab, cfg)
+    if cfg.max_vocab_size:  # pruning while counting: two passes, as word2vec.c reads the file twice
+        counted = count_pruned(files, table_cap(cfg.max_vocab_size), cfg.lowercase, cfg.tokenize, cfg.chunk_bytes)
+        vocab, stats, mapping = vocab_from_tokens(counted, cfg)
+        tokens = encode_counted(counted, files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg),
+                                spill_dir=spill_dir)
+        blocks = tokens.iter_ids(mapping)
     else:
         tokens = tokenize(files, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, _threads(cfg), spill_dir=spill_dir)
         vocab, stats, mapping = vocab_from_tokens(tokens, cfg)
@@ -212,7 +214,7 @@ def vocab_from_tokens(tokens: Tokens, cfg: Config) -> tuple[Vocab, dict, np.ndar
     as a Counter's), plus each word's id in the vocabulary (_OOV for a dropped word); only the
     kept words become Python strings."""
     counts = tokens.counts
-    cstats = CountStats(read=tokens.stats)
+    cstats = CountStats(read=tokens.stats, pruned_below=tokens.pruned_below)
     _refuse_empty(cstats)
     long = tokens.word_bytes() > MAX_WORD_BYTES  # left out, like rare words (vocab.MAX_WORD_BYTES)
     cstats.long_words, cstats.long_tokens = int(long.sum()), int(counts[long].sum())

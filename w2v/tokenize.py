@@ -19,8 +19,17 @@ The id stream is held in memory (4 bytes a token, in blocks of one read each) un
 takes it (``Tokens.iter_ids``), or, with ``spill_dir``, each share writes its ids to a file of its
 own there as it goes, read back block by block once the vocabulary is known: preparing a corpus
 then holds the word table and a few blocks, never the stream (the corpus is read once; its ids are
-written twice, as first seen and then in the vocabulary's ids). ``max_vocab_size`` (pruning while counting) is
-not done here: vocab.count_words and dataset.prepare take the Python path for it.
+written twice, as first seen and then in the vocabulary's ids).
+
+With a cap on the table (``count_pruned``, for ``max_vocab_size``) the corpus is read twice, as
+word2vec.c reads it: a first pass on one thread counts, and whenever a new word takes the table
+past the cap, the words counted ``min_reduce`` times or fewer go and ``min_reduce`` rises by one
+(word2vec.c's ReduceVocab); it keeps no ids. The second pass (``encode_counted``, on every thread)
+looks each token up in that table, frozen, and writes its entry id, or nothing for a word the
+table lacks: memory is the capped table and a few blocks, whatever the corpus holds. With
+``lowercase``, an uppercase non-ASCII spelling is counted on its own until the table is final
+(then merged as above), so pruning may drop it where the Python reference, lowercasing first,
+would keep the merged word.
 
 Two modes (config ``tokenize``):
 
@@ -75,10 +84,10 @@ _SPACE, _WORD, _JOIN = 1, 2, 4
 _UNKNOWN = 255
 
 # kernel statuses
-_DONE, _NEED_BLOCK, _GROW_TABLE, _GROW_POOL = 0, 1, 2, 3
-# state slots
-_POS, _NOUT, _NENT, _TOKENS, _LINES, _INVALID, _OPEN, _NEWLINE, _BLOCK = range(9)
-_STATE = 9
+_DONE, _NEED_BLOCK, _GROW_TABLE, _GROW_POOL, _PRUNE = 0, 1, 2, 3, 4
+# state slots (_CAP: prune past this many entries, 0 = never; _FROZEN: look up, never add or count)
+_POS, _NOUT, _NENT, _TOKENS, _LINES, _INVALID, _OPEN, _NEWLINE, _BLOCK, _CAP, _FROZEN = range(11)
+_STATE = 11
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -201,8 +210,12 @@ def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, hashes, offset
     (st[_POS] is where unconsumed bytes start: a token or a UTF-8 sequence
     that may continue in the next read; n when ``final``), or a reason to stop early that Python
     fixes before calling again from st[_POS] (an unclassified code point block, a full table or
-    byte pool). Nothing is allocated here."""
+    byte pool, a table past st[_CAP] entries to prune). With st[_FROZEN] the table is only read
+    (threads may share it; ``pool`` past its entries is this call's own scratch): a token it lacks
+    writes no id. Nothing is allocated here."""
     i = st[_POS]
+    cap = st[_CAP]
+    frozen = st[_FROZEN] != 0
     n_out = st[_NOUT]
     n_ent = st[_NENT]
     tokens = st[_TOKENS]
@@ -387,7 +400,7 @@ def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, hashes, offset
             key = _key(pool, base, tlen)
             slot = _find(pool, base, tlen, h, key, slots, offsets)
             e = _entry(slots, slot)
-            if e < 0:
+            if e < 0 and not frozen:
                 if n_ent >= max_ent:
                     status = _GROW_TABLE
                     stop = tok_start
@@ -399,15 +412,20 @@ def _scan(buf, n, final, words, lower, cls, fold, st, out, slots, hashes, offset
                 base += tlen
                 offsets[e + 1] = base
                 n_ent += 1
-            else:
+            elif not frozen:
                 counts[e] += 1
-            out[n_out] = e
-            n_out += 1
+            if e >= 0:
+                out[n_out] = e
+                n_out += 1
             tokens += 1
             invalid += tinv
             line_open = 1
             in_tok = False
             pend = -1
+            if cap > 0 and n_ent > cap:
+                status = _PRUNE  # the byte at i (a separator) is read again after the prune
+                stop = i
+                break
         if i >= n:
             stop = n
             break
@@ -440,6 +458,34 @@ def _rehash(slots, hashes, offsets, pool, n_ent):
             slot = (slot + 1) & mask
         length = offsets[e + 1] - offsets[e]
         _put(slots, slot, e, hashes[e], _key(pool, offsets[e], length), length)
+
+
+@njit(cache=True, nogil=True)
+def _prune(slots, hashes, offsets, counts, pool, n_ent, min_reduce):
+    """word2vec.c's ReduceVocab on the table: the entries counted more than ``min_reduce`` times
+    kept, in order (renumbered), their bytes moved down the pool, the slots rebuilt; returns how
+    many are left."""
+    k = 0
+    at = 0
+    for e in range(n_ent):
+        if counts[e] > min_reduce:
+            a = offsets[e]
+            length = offsets[e + 1] - a
+            for j in range(length):  # at <= a: a forward copy never overwrites bytes still to move
+                pool[at + j] = pool[a + j]
+            hashes[k] = hashes[e]
+            counts[k] = counts[e]
+            at += length
+            offsets[k + 1] = at  # k + 1 <= e + 1: offsets still to read lie beyond
+            k += 1
+    slots[:] = 0
+    _rehash(slots, hashes, offsets, pool, k)
+    return k
+
+
+def prune_reference(counts: dict, min_reduce: int) -> dict:
+    """``_prune`` on a dict of counts (insertion order: first appearance)."""
+    return {w: c for w, c in counts.items() if c > min_reduce}
 
 
 @njit(cache=True, nogil=True)
@@ -533,6 +579,8 @@ class _RangeResult:
 class _Share:
     table: _Table
     n_ent: int = 0
+    min_reduce: int = 1  # the next prune drops entries counted this many times or fewer
+    pruned_below: int = 0  # a prune dropped words counted fewer times than this
     ranges: list = field(default_factory=list)
     stats: ReadStats = field(default_factory=ReadStats)
     spill: Path | None = None  # the file the share's ids went to, if not to memory
@@ -560,11 +608,20 @@ def _head_invalid(head: bytes) -> int:
 
 
 def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_every_range: bool,
-                spill: Path | None = None) -> _Share:
-    share = _Share(_Table(), spill=spill)
+                spill: Path | None = None, cap: int = 0, counted: _Share | None = None) -> _Share:
+    """One share scanned: into a table of its own (pruned past ``cap`` entries, its ids then not
+    kept), or with ``counted``, looked up in that share's table, frozen."""
+    if counted is None:
+        share = _Share(_Table(), spill=spill)
+    else:
+        frozen = _Table.__new__(_Table)  # the counted arrays, shared; the pool copied: its tail is scratch
+        t = counted.table
+        frozen.slots, frozen.hashes, frozen.offsets, frozen.counts = t.slots, t.hashes, t.offsets, t.counts
+        frozen.pool = t.pool.copy()
+        share = _Share(frozen, n_ent=counted.n_ent, spill=spill, to_global=counted.to_global)
     sink = open(spill, "wb") if spill is not None else None
     try:
-        _scan_ranges(share, ranges, words, lowercase, chunk_bytes, check_every_range, sink)
+        _scan_ranges(share, ranges, words, lowercase, chunk_bytes, check_every_range, sink, cap, counted is not None)
     except BaseException:
         if sink is not None:
             sink.close()
@@ -575,12 +632,14 @@ def _scan_share(ranges, words: bool, lowercase: bool, chunk_bytes: int, check_ev
     return share
 
 
-def _scan_ranges(share: _Share, ranges, words, lowercase, chunk_bytes, check_every_range, sink) -> None:
+def _scan_ranges(share: _Share, ranges, words, lowercase, chunk_bytes, check_every_range, sink, cap: int = 0,
+                 frozen: bool = False) -> None:
     table = share.table
     fold = np.arange(128, dtype=np.uint8)
     if lowercase:
         fold[65:91] += 32
     st = np.zeros(_STATE, dtype=np.int64)
+    st[_CAP], st[_FROZEN] = cap, frozen
     for r in ranges:
         path = Path(r.path)
         share.stats.files += r.start == 0
@@ -634,8 +693,16 @@ def _scan_ranges(share: _Share, ranges, words, lowercase, chunk_bytes, check_eve
                         _fill_block(int(st[_BLOCK]))
                     elif status == _GROW_TABLE:
                         table.grow(share.n_ent)
+                    elif status == _PRUNE:
+                        share.n_ent = _prune(table.slots, table.hashes, table.offsets, table.counts, table.pool,
+                                             share.n_ent, share.min_reduce)
+                        share.pruned_below = share.min_reduce + 1
+                        share.min_reduce += 1
+                        st[_NENT] = share.n_ent
                     else:
                         table.grow_pool()
+                if cap:  # a count that prunes: its ids name entries since dropped or renumbered
+                    st[_NOUT] = 0
                 if st[_NOUT]:
                     k = int(st[_NOUT])
                     result.n_ids += k
@@ -672,6 +739,8 @@ class Tokens:
     _offsets: np.ndarray | None = None
     _words: list | None = None
     _shares: list = field(default_factory=list)
+    pruned_below: int = 0  # count_pruned: words counted fewer times than this may have been dropped
+    _counted: _Share | None = None  # count_pruned: its table, for encode_counted
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -754,37 +823,84 @@ def tokenize(paths, lowercase: bool = False, mode: str = "whitespace", chunk_byt
     each as ``corpus.iter_range_segments`` reads it (its own binary check; its own last line).
     With ``spill_dir`` (an existing directory) each share's ids go to a file there
     (``tokens-K.int32``, removed once read back by ``Tokens.iter_ids``), not to memory."""
-    if mode not in MODES:
-        raise ValueError(f"tokenize must be one of {', '.join(MODES)}, got {mode!r}")
-    words = mode == "words"
-    if ranges is not None:
-        shares = [list(ranges)]
-        per_range = True
-    else:
-        files = corpus_files(paths)
-        shares = split_ranges(files, max(1, threads), chunk_bytes) if threads > 1 else \
-            [[ByteRange(str(f), 0, -1) for f in files]]
-        shares = [s for s in shares if s]
-        per_range = False
-    spills = [None if spill_dir is None else Path(spill_dir) / f"tokens-{k}.int32" for k in range(len(shares))]
-    if len(shares) > 1:
-        with ThreadPoolExecutor(len(shares), thread_name_prefix="w2v-tokenize") as pool:
-            futures = [pool.submit(_scan_share, s, words, lowercase, chunk_bytes, False, f)
-                       for s, f in zip(shares, spills, strict=True)]
-            try:
-                done = [f.result() for f in futures]
-            except BaseException:
-                for f in spills:
-                    if f is not None:
-                        f.unlink(missing_ok=True)
-                raise
-    else:
-        done = [_scan_share(s, words, lowercase, chunk_bytes, per_range, f)
-                for s, f in zip(shares, spills, strict=True)]
-    tokens = _combine(done, lowercase, per_range)
-    if not per_range:
+    words = _words_mode(mode)
+    shares, files = _share_ranges(paths, threads, chunk_bytes, ranges)
+    done = _scan_shares(shares, words, lowercase, chunk_bytes, ranges is not None, spill_dir)
+    tokens = _combine(done, lowercase, ranges is not None)
+    if files is not None:
         tokens.stats.files = len(files)  # empty files are in no share
     return tokens
+
+
+def count_pruned(paths, cap: int, lowercase: bool = False, mode: str = "whitespace", chunk_bytes: int = 1 << 20,
+                 ranges=None) -> Tokens:
+    """The counts of the corpus (or of ``ranges``) on one thread, the table pruned whenever a new
+    word takes it past ``cap`` entries (see the module docstring), ids not kept: the Tokens that
+    ``encode_counted`` then encodes the corpus with. ``pruned_below``: the words counted fewer
+    times than this may have been dropped (0: none was)."""
+    words = _words_mode(mode)
+    shares, files = _share_ranges(paths, 1, chunk_bytes, ranges)
+    share = _scan_share(shares[0] if shares else [], words, lowercase, chunk_bytes, ranges is not None, cap=cap)
+    table = share.table
+    tokens = _combine([share], lowercase, ranges is not None)
+    share.table, share.ranges = table, []  # the table kept, frozen, for encode_counted
+    tokens._shares, tokens._counted, tokens.pruned_below = [], share, share.pruned_below
+    if files is not None:
+        tokens.stats.files = len(files)
+    return tokens
+
+
+def encode_counted(counted: Tokens, paths, lowercase: bool = False, mode: str = "whitespace",
+                   chunk_bytes: int = 1 << 20, threads: int = 1, ranges=None, spill_dir: Path | None = None) -> Tokens:
+    """The corpus read again (on ``threads`` threads) and each token looked up in ``counted``'s
+    table, which stays as it is: Tokens with ``counted``'s words and counts and the id stream of
+    the words it holds (a word it lacks is left out; its line still ends with -1). The same
+    corpus and options as ``count_pruned`` had."""
+    if counted._counted is None:
+        raise ValueError("encode_counted needs the Tokens of count_pruned")
+    words = _words_mode(mode)
+    shares, _ = _share_ranges(paths, threads, chunk_bytes, ranges)
+    done = _scan_shares(shares, words, lowercase, chunk_bytes, ranges is not None, spill_dir, counted._counted)
+    stats = ReadStats()
+    for sh in done:
+        stats.add(sh.stats)
+        sh.table = None
+    _mark_ends(done, stats, ranges is not None)
+    return Tokens(counted.counts, counted.stats, counted._pool, counted._offsets, counted._words, done)
+
+
+def _words_mode(mode: str) -> bool:
+    if mode not in MODES:
+        raise ValueError(f"tokenize must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode == "words"
+
+
+def _share_ranges(paths, threads: int, chunk_bytes: int, ranges) -> tuple[list, list | None]:
+    """The shares (lists of ByteRanges) to scan, one a thread, and the corpus files (None for ``ranges``)."""
+    if ranges is not None:
+        return [list(ranges)], None
+    files = corpus_files(paths)
+    shares = split_ranges(files, max(1, threads), chunk_bytes) if threads > 1 else \
+        [[ByteRange(str(f), 0, -1) for f in files]]
+    return [sh for sh in shares if sh], files
+
+
+def _scan_shares(shares, words: bool, lowercase: bool, chunk_bytes: int, per_range: bool, spill_dir,
+                 counted: _Share | None = None) -> list[_Share]:
+    spills = [None if spill_dir is None else Path(spill_dir) / f"tokens-{k}.int32" for k in range(len(shares))]
+    if len(shares) <= 1:
+        return [_scan_share(sh, words, lowercase, chunk_bytes, per_range, f, counted=counted)
+                for sh, f in zip(shares, spills, strict=True)]
+    with ThreadPoolExecutor(len(shares), thread_name_prefix="w2v-tokenize") as pool:
+        futures = [pool.submit(_scan_share, sh, words, lowercase, chunk_bytes, False, f, counted=counted)
+                   for sh, f in zip(shares, spills, strict=True)]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in spills:
+                if f is not None:
+                    f.unlink(missing_ok=True)
+            raise
 
 
 def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
@@ -829,9 +945,16 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
         np.add.at(merged, to_word, counts)
         counts, words = merged, list(index)
         maps = [to_word if m is None else to_word[m] for m in maps]
-    line_open = False
     for s, mapping in zip(shares, maps, strict=True):
         s.table, s.to_global = None, mapping
+    _mark_ends(shares, stats, per_range)
+    return Tokens(counts, stats, pool, offsets, words, shares)
+
+
+def _mark_ends(shares: list[_Share], stats: ReadStats, per_range: bool) -> None:
+    """A sentence end after each file whose last line has tokens but no newline (counted as a line)."""
+    line_open = False
+    for s in shares:
         for r in s.ranges:
             if per_range:
                 line_open = r.open
@@ -841,4 +964,3 @@ def _combine(shares: list[_Share], lowercase: bool, per_range: bool) -> Tokens:
                 r.end_mark = line_open
                 stats.lines += line_open
                 line_open = False
-    return Tokens(counts, stats, pool, offsets, words, shares)

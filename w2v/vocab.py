@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .corpus import CorpusError, ReadStats, iter_range_segments, iter_segments
-from .tokenize import tokenize
+from .tokenize import count_pruned, prune_reference, tokenize
 
 # A token longer than this many bytes of UTF-8 is left out of the vocabulary, like a rare word
 # (word2vec.c cuts words at 100 bytes): a 20,000-character "token" is a URL list, a base64 blob or
@@ -69,19 +69,24 @@ class CountStats:
     long_tokens: int = 0  # and their occurrences
 
 
+def table_cap(max_vocab_size: int) -> int:
+    """The word table's bound while counting under ``max_vocab_size``: twice the vocabulary kept,
+    so that pruning rarely reaches words the vocabulary keeps."""
+    return 2 * max_vocab_size
+
+
 def count_words(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, mode="whitespace", threads=1):
-    """Count tokens, pruning rare words while counting when there are more than
-    ``max_vocab_size`` distinct ones (word2vec.c's ReduceVocab: each prune drops the words at or
-    below a threshold that then rises by one, so memory stays bounded; counts of words that
-    survive a prune may be a little low). Without ``max_vocab_size`` the Numba tokenizer counts
-    (w2v.tokenize, on ``threads`` threads); with it, the Python path (corpus.iter_segments) does."""
+    """Count tokens with the Numba tokenizer (w2v.tokenize, on ``threads`` threads). With
+    ``max_vocab_size`` one thread counts and, whenever a new word takes the table past
+    ``table_cap(max_vocab_size)`` words, drops those counted ``min_reduce`` times or fewer, then
+    raises ``min_reduce`` by one (word2vec.c's ReduceVocab: memory stays bounded; counts of words
+    that survive a prune may be a little low); ``count_words_reference`` is its reference."""
     stats = CountStats(read=ReadStats())
     if not max_vocab_size:
-        counts = _token_counts(tokenize(paths, lowercase, mode, chunk_bytes, threads), stats)
+        tokens = tokenize(paths, lowercase, mode, chunk_bytes, threads)
     else:
-        counts = _count_segments(iter_segments(paths, lowercase, chunk_bytes, stats.read, mode), stats,
-                                 max_vocab_size)
-    return _note_long_words(counts, stats), stats
+        tokens = count_pruned(paths, table_cap(max_vocab_size), lowercase, mode, chunk_bytes)
+    return _note_long_words(_token_counts(tokens, stats), stats), stats
 
 
 def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, mode="whitespace"):
@@ -89,16 +94,37 @@ def count_ranges(ranges, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0,
     counts each share of a corpus in a task of its own and merges them with ``merge_counts``."""
     stats = CountStats(read=ReadStats())
     if not max_vocab_size:
-        counts = _token_counts(tokenize(None, lowercase, mode, chunk_bytes, ranges=ranges), stats)
+        tokens = tokenize(None, lowercase, mode, chunk_bytes, ranges=ranges)
     else:
-        counts = _count_segments(iter_range_segments(ranges, lowercase, chunk_bytes, stats.read, mode), stats,
-                                 max_vocab_size)
-    return _note_long_words(counts, stats), stats
+        tokens = count_pruned(None, table_cap(max_vocab_size), lowercase, mode, chunk_bytes, ranges=ranges)
+    return _note_long_words(_token_counts(tokens, stats), stats), stats
+
+
+def count_words_reference(paths, lowercase=False, chunk_bytes=1 << 20, max_vocab_size=0, mode="whitespace",
+                          ranges=None):
+    """``count_words`` / ``count_ranges`` in plain Python (corpus.iter_segments), token by token."""
+    stats = CountStats(read=ReadStats())
+    segments = iter_segments(paths, lowercase, chunk_bytes, stats.read, mode) if ranges is None else \
+        iter_range_segments(ranges, lowercase, chunk_bytes, stats.read, mode)
+    counts: dict = {}
+    cap, min_reduce = table_cap(max_vocab_size), 1
+    for tokens, _ in segments:
+        for t in tokens:
+            if t in counts:
+                counts[t] += 1
+                continue
+            counts[t] = 1
+            if max_vocab_size and len(counts) > cap:
+                counts = prune_reference(counts, min_reduce)
+                stats.pruned_below = min_reduce + 1
+                min_reduce += 1
+    return _note_long_words(Counter(counts), stats), stats
 
 
 def _token_counts(tokens, stats: CountStats) -> Counter:
     """The Numba tokenizer's counts as a Counter (words in order of first appearance)."""
     stats.read = tokens.stats
+    stats.pruned_below = tokens.pruned_below
     return Counter(dict(zip(tokens.words(), tokens.counts.tolist(), strict=True)))
 
 
@@ -106,22 +132,6 @@ def _note_long_words(counts: Counter, stats: CountStats) -> Counter:
     long = [c for w, c in counts.items() if is_long(w)]
     stats.long_words, stats.long_tokens = len(long), sum(long)
     return counts
-
-
-def _count_segments(segments, stats: CountStats, max_vocab_size: int) -> Counter:
-    counts: Counter = Counter()
-    min_reduce = 1
-    for tokens, _ in segments:
-        counts.update(tokens)
-        if max_vocab_size and len(counts) > 2 * max_vocab_size:
-            counts = _prune(counts, min_reduce)
-            stats.pruned_below = max(stats.pruned_below, min_reduce + 1)
-            min_reduce += 1
-    return counts
-
-
-def _prune(counts: Counter, min_reduce: int) -> Counter:
-    return Counter({w: c for w, c in counts.items() if c > min_reduce})
 
 
 def merge_counts(parts, max_vocab_size=0) -> tuple[Counter, CountStats]:
@@ -137,8 +147,8 @@ def merge_counts(parts, max_vocab_size=0) -> tuple[Counter, CountStats]:
         total.update(counts)
         stats.read.add(part.read)
         stats.pruned_below = max(stats.pruned_below, part.pruned_below)
-        if max_vocab_size and len(total) > 2 * max_vocab_size:
-            total = _prune(total, min_reduce)
+        if max_vocab_size and len(total) > table_cap(max_vocab_size):
+            total = Counter(prune_reference(total, min_reduce))
             stats.pruned_below = max(stats.pruned_below, min_reduce + 1)
             min_reduce += 1
     return _note_long_words(total, stats), stats
