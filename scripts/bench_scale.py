@@ -117,7 +117,11 @@ def measure(cmd: list[str], env=None) -> dict:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n" + "\n".join(last["lines"][-20:]))
     # each printed line with the largest RSS seen from it to the next line (what that stretch took)
     bounds = last["at"] + [wall]
-    log = [f"{t:7.1f} s  {max([r for s, r in timeline if t <= s < bounds[i + 1]], default=0):6,.0f} MiB  {line}"
+    def stretch(t0: float, t1: float) -> str:  # "-": no sample fell between this line and the next
+        seen = [r for s, r in timeline if t0 <= s < t1]
+        return f"{max(seen):6,.0f} MiB" if seen else "     - MiB"
+
+    log = [f"{t:7.1f} s  {stretch(t, bounds[i + 1])}  {line}"
            for i, (t, line) in enumerate(zip(last["at"], last["lines"], strict=True))]
     first = last["at"][0] if last["at"] else wall
     start_peak = max([r for s, r in timeline if s < first], default=0)

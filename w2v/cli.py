@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from . import __version__, _interrupted_while_starting
+from . import __version__, _interrupted_while_starting, _is_the_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -59,11 +59,7 @@ def _is_the_process() -> bool:
     """This process is the `w2v` command (its console script, or python -m w2v.cli), which exits
     when the command ends, rather than a program calling the CLI in-process (click's CliRunner):
     only then may a command leave signals ignored until the exit."""
-    main_module = sys.modules.get("__main__")
-    spec = getattr(main_module, "__spec__", None)
-    if spec is not None and spec.name == "w2v.cli":
-        return True
-    return os.path.splitext(os.path.basename(getattr(main_module, "__file__", None) or ""))[0] == "w2v"
+    return _is_the_command()
 
 
 def _user_errors():
@@ -239,15 +235,16 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
 
         train_run(list(corpus), cfg, output, show_progress=show, log=log, overwrite=overwrite)
     except KeyboardInterrupt:  # before training started: the run directory is not made yet
+        said = "interrupted before training started: nothing was written"
         if _is_the_process():
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
-            click.echo("w2v: error: interrupted before training started: nothing was written", err=True)
+            click.echo(f"w2v: error: {said}", err=True)
             sys.stdout.flush()
             sys.stderr.flush()
             # not SystemExit: once a KeyboardInterrupt went unhandled inside an import (numpy's,
             # numba's), Python would end the process by SIGINT after this line instead of 130
             os._exit(130)
-        _fail("interrupted before training started: nothing was written", 130)
+        _fail(said, 130)
     except _user_errors() as e:
         _fail(str(e))
     except Interrupted as e:
