@@ -46,6 +46,7 @@ claim()  # the kernel directory made, held in use and the other versions' pruned
 
 _COUNT_BYTES = 32 << 20  # corpus bytes per counting task
 _RESTARTS = 3  # times Ray restarts an actor whose process died
+_RESTART_WAIT_S = 120.0  # how long a restarting actor may take to answer again
 
 
 def import_ray():
@@ -497,11 +498,27 @@ class RayTrainer(TrainingLoop):
             self.log(f"ray: actor {i} on {where} died; restarting it from the last sync")
             ray = self.ray
             try:
+                self._wait_restarted(i)
                 self.info[i] = self._get(self.actors[i].load.remote(self._vocab_ref))
                 self._start([i])
             except ray.exceptions.RayActorError as e:
                 self._lose(i, e)
             self.syncs["restarts"] += 1
+
+    def _wait_restarted(self, i: int) -> None:
+        """Until Ray has restarted actor ``i``'s process: a call meanwhile fails with "the actor is
+        restarting" (ActorUnavailableError, temporary; seen on a loaded machine), which is not a loss.
+        Raises the last such error after _RESTART_WAIT_S seconds."""
+        unavailable = getattr(self.ray.exceptions, "ActorUnavailableError", ())
+        deadline = time.monotonic() + _RESTART_WAIT_S
+        while True:
+            try:
+                self._get(self.actors[i].pid.remote())
+                return
+            except unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def _lose(self, i: int, error) -> None:
         """Give up on actor ``i``: the others stop and meet once more, so that the state (their
