@@ -208,6 +208,26 @@ def test_ray_backend_learns_planted_groups_in_a_run_directory(local_ray, planted
     assert "backend: ray" in (out / "config.yaml").read_text() and model.epoch_loss[4] < model.epoch_loss[1]
 
 
+def test_actors_on_a_small_corpus_wait_for_syncs_so_their_changes_do_not_cancel(local_ray, tmp_path):
+    """360k words, 3 epochs, 2 actors: each trains an epoch in ~0.1 s, so syncs every 0.05 s came
+    3 times a run and the two actors' changes, from opposite solutions, cancelled (18-26 of the 30
+    words beside another group in 4 seeds of 6). An actor now waits once it is 1/64 of its part
+    of the run past the last sync."""
+    from w2v.distributed import RayTrainer
+
+    rng = np.random.default_rng(0)
+    groups = [[f"g{g}w{i}" for i in range(6)] for g in range(5)]
+    path = tmp_path / "planted.txt"
+    path.write_text("\n".join(" ".join(rng.choice(groups[rng.integers(5)], size=12)) for _ in range(30000)) + "\n")
+    trainer = RayTrainer([path], ray_cfg(epochs=3), lambda m: None)
+    try:
+        assert trainer.run(show_progress=False, stop_signals=False)
+        assert trainer.syncs["rounds"] >= 48  # 1/64 of a part, rounded up to whole jobs
+        assert_groups_are_neighbours(trainer.model.words, trainer.model.emb_in, groups, at_least=0.9)
+    finally:
+        trainer.close()
+
+
 def kill_when(trainer, fraction, index=1):
     """SIGKILL actor ``index``'s process once the run is ``fraction`` done."""
     pid = trainer.actor_pids()[index]

@@ -14,7 +14,11 @@
   holds. The k-th sync moves the ``sync_rows * 2**(trailing zero bits of k)`` most frequent rows
   (1024, 2048, 1024, 4096, ...), so frequent rows meet every sync and all rows now and then, at
   every epoch boundary and at the end. The word count is global, so the learning rate follows
-  the whole run. Training never waits for a sync, except at checkpoints.
+  the whole run. Training waits for a sync only at checkpoints, and when an actor has trained a
+  quarter of its share or 1/64 of its part of the run since the last one (a small corpus, a fast
+  kernel): two actors left to train epochs apart from the same start can settle on opposite
+  solutions (the vectors' signs are free), whose changes cancel when added up (seen: a 360k-word
+  corpus synced 3 times in 3 epochs left 18-26 of 30 words beside another group; one actor, none).
 - An actor whose process dies is restarted by Ray and continues from the synchronised parameters
   and its position at the last sync (its work since then is lost); when Ray cannot restart it,
   training stops with a checkpoint to resume from.
@@ -47,6 +51,9 @@ claim()  # the kernel directory made, held in use and the other versions' pruned
 _COUNT_BYTES = 32 << 20  # corpus bytes per counting task
 _RESTARTS = 3  # times Ray restarts an actor whose process died
 _RESTART_WAIT_S = 120.0  # how long a restarting actor may take to answer again
+# an actor waits for a sync once it has trained a quarter of its share, or 1/64 of its part of the
+# run, since the last one (so at least 64 syncs a run: the first ones decide the vectors' signs)
+_AHEAD_EPOCH, _AHEAD_RUN = 4, 64
 
 
 def import_ray():
@@ -126,6 +133,9 @@ class _ShardTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.by_epoch: dict[int, list] = {}  # epoch -> [loss sum, pairs, words]
         self.boundary = [_snapshot(w) for w in self.workers]
+        self.since_sync = 0  # words trained since the last sync reached this actor
+        n = self.dataset.n_words
+        self.ahead_limit = max(self.job_words, min(n // _AHEAD_EPOCH, n * self.cfg.epochs // _AHEAD_RUN))
 
     def _job_done(self, w, epoch, words, pairs, loss):
         super()._job_done(w, epoch, words, pairs, loss)
@@ -134,6 +144,15 @@ class _ShardTrainer(Trainer):
         e[1] += pairs
         e[2] += words
         self.boundary[next(i for i, x in enumerate(self.workers) if x is w)] = _snapshot(w)
+        self.since_sync += words
+        if w.epoch < self.cfg.epochs:  # too far ahead of the others: wait for the next sync (a pause or stop ends it)
+            p = self.progress
+            p.cond.wait_for(lambda: self.since_sync < self.ahead_limit or p.pause or p.stop or p.error is not None)
+
+    def synced(self) -> None:
+        """A sync has reached this actor (call under progress.cond)."""
+        self.since_sync = 0
+        self.progress.cond.notify_all()
 
     def own_words(self) -> int:
         return int(sum(s["totals"][0] for s in self.boundary))
@@ -208,6 +227,7 @@ class ShardActor:
         p = self.trainer.progress
         with p.cond:
             p.words_done = words_done + self.trainer.own_words() - self.reported
+            self.trainer.synced()
 
     def pause(self) -> None:
         self.trainer._pause()

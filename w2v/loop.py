@@ -202,6 +202,7 @@ class TrainingLoop:
         p = self.progress
         with p.cond:
             p.pause = True
+            p.cond.notify_all()  # a runner may be waiting on something else (a Ray actor ahead of its sync)
             p.cond.wait_for(lambda: p.paused + p.finished >= self.n_runners)
 
     def _unpause(self) -> None:
