@@ -1,5 +1,5 @@
-"""The Numba tokenizer (w2v.tokenize) against the Python path (corpus.iter_segments), and
-``--tokenize words`` as documented (docs/tokenize.md)."""
+"""The Numba tokenizer (w2v.tokenize, its kernels in w2v.scan) against the Python path
+(corpus.iter_segments), and ``--tokenize words`` as documented (docs/tokenize.md)."""
 
 import gzip
 import os
