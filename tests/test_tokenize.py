@@ -1,5 +1,5 @@
-"""The Numba tokenizer (w2v.tokenize) against the Python path (corpus.iter_segments), and
-``--tokenize words`` as documented (docs/tokenize.md)."""
+"""The Numba tokenizer (w2v.tokenize, its kernels in w2v.scan) against the Python path
+(corpus.iter_segments), and ``--tokenize words`` as documented (docs/tokenize.md)."""
 
 import gzip
 import os
@@ -19,16 +19,8 @@ from w2v.cli import main
 from w2v.config import Config
 from w2v.corpus import CorpusError, ReadStats, iter_range_segments, iter_segments, split_line, split_ranges
 from w2v.dataset import _encode, _encode_segments, prepare, shard_dataset
-from w2v.tokenize import (
-    _prune,
-    count_pruned,
-    encode_counted,
-    prune_reference,
-    remap,
-    remap_reference,
-    tokenize,
-    word_class_table,
-)
+from w2v.scan import _prune, prune_reference, remap, remap_reference, word_class_table
+from w2v.tokenize import count_pruned, encode_counted, tokenize
 from w2v.vocab import build_vocab, count_ranges, count_words, count_words_reference
 
 
