@@ -93,7 +93,6 @@ from .scan import (
     _scan,
     remap,
 )
-from .scan import prune_reference as prune_reference  # vocab.py's, from here as before
 
 MODES = ("whitespace", "words")
 

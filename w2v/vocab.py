@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .corpus import CorpusError, ReadStats, iter_range_segments, iter_segments
-from .tokenize import count_pruned, prune_reference, tokenize
+from .scan import prune_reference
+from .tokenize import count_pruned, tokenize
 
 # A token longer than this many bytes of UTF-8 is left out of the vocabulary, like a rare word
 # (word2vec.c cuts words at 100 bytes): a 20,000-character "token" is a URL list, a base64 blob or
