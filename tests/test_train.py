@@ -84,6 +84,46 @@ def test_compile_ahead_fills_the_cache_training_then_loads(planted_corpus, tmp_p
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_tokenizer_ready_waits_for_the_childs_line_and_not_for_a_child_that_ends_without_it():
+    import subprocess
+    import sys
+
+    from w2v import compile_ahead
+
+    def child(code):
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    said = child("import os, sys, time; time.sleep(0.3); os.write(1, b'tokenizer '); time.sleep(0.2); "
+                 "os.write(1, b'compiled\\n'); time.sleep(30)")
+    try:
+        assert compile_ahead.tokenizer_ready(said, timeout=20)
+    finally:
+        compile_ahead.stop(said)
+    assert not compile_ahead.tokenizer_ready(child("raise SystemExit(3)"), timeout=20)
+    silent = child("import time; time.sleep(30)")
+    try:
+        assert not compile_ahead.tokenizer_ready(silent, timeout=0.3)
+    finally:
+        compile_ahead.stop(silent)
+    assert not compile_ahead.tokenizer_ready(None)
+
+
+@pytest.mark.slow
+def test_a_first_run_compiles_nothing_in_the_training_process(planted_corpus, tmp_path):
+    """An empty Numba cache: the tokenizer's kernels and the training kernels are compiled by
+    compile_ahead's child, the tokenizer's first, before the run reads its corpus; the run's own
+    process only loads them (compiling there made a first run's memory peak)."""
+    import os
+    import subprocess
+    import sys
+
+    path, _ = planted_corpus
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    out = subprocess.run([sys.executable, "-c", _COMPILED_HERE, str(path), str(tmp_path / "c"), str(tmp_path / "run")],
+                         capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_workers_write_no_cache_line_another_worker_writes(planted_corpus):
     """Every array a worker writes per batch (cursor, RNG states, negatives, totals, scratch) sits on
     cache lines of its own: two workers' small arrays side by side made the cores fight over a line."""

@@ -78,6 +78,7 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     base = None
     ahead = compile_ahead.start(cfg)  # a first run's kernels compile in a child while the corpus is read
     try:
+        compile_ahead.tokenizer_ready(ahead)  # the tokenizer's kernels loaded, not compiled here too
         if cfg.init_from:  # continuing another run: see continued_config
             dataset, base, cfg = continued_dataset(corpus, cfg, out, log)
         else:
