@@ -124,3 +124,13 @@ def test_100mb_one_line_file_in_bounded_memory(tmp_path):
                           str(tmp_path / "cache")], capture_output=True, text=True, check=True).stdout.split()
     print("peak RSS MiB", out[-1])
     assert out[:3] == ["word0", "->", "word1"] and int(out[-1]) < 400, out  # MiB: the line is never held whole
+
+
+def test_the_first_n_tokens_end_where_a_cumulative_count_says_without_one():
+    from w2v.inspect import end_of_first_tokens, end_of_first_tokens_reference
+
+    rng = np.random.default_rng(4)
+    for length in (0, 1, 5, 300):
+        ids = rng.integers(-2, 6, size=length).astype(np.int32)  # -1 sentence ends, -2 out of the vocabulary
+        for n in range(1, length + 3):
+            assert end_of_first_tokens(ids, n) == end_of_first_tokens_reference(ids, n), (length, n)

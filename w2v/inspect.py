@@ -80,6 +80,26 @@ def _stream_counts(ids, end, max_len, keep_prob, window, rng, kept, centres, con
     return pairs, pieces
 
 
+@njit(cache=True, nogil=True)
+def end_of_first_tokens(ids, n):
+    """The end of the stream's first ``n`` in-vocabulary ids (ids >= 0): the index just past the
+    n-th, or the stream's length when it holds no more than ``n``. One pass, no array the size of
+    the stream (a cumulative count took 8 bytes a token: 1.3 GB at 166M tokens)."""
+    seen = end = 0
+    for i in range(ids.shape[0]):
+        if ids[i] >= 0:
+            if seen == n:  # an (n+1)-th: the first n end at the n-th
+                return end
+            seen += 1
+            end = i + 1
+    return ids.shape[0]
+
+
+def end_of_first_tokens_reference(ids: np.ndarray, n: int) -> int:
+    in_vocab = np.cumsum(ids >= 0)
+    return int(np.searchsorted(in_vocab, n, side="left")) + 1 if len(ids) and in_vocab[-1] > n else len(ids)
+
+
 def pair_stats(dataset: Dataset, cfg: Config, max_tokens: int = 0, top: int = 10,
                sampler_draws: int = 200_000) -> dict:
     """Statistics of the first epoch's stream (one worker), over the corpus or its first
@@ -88,8 +108,7 @@ def pair_stats(dataset: Dataset, cfg: Config, max_tokens: int = 0, top: int = 10
     vocab_size = len(vocab)
     end = len(dataset.ids)
     if max_tokens:
-        in_vocab = np.cumsum(dataset.ids >= 0)
-        end = int(np.searchsorted(in_vocab, max_tokens, side="left")) + 1 if in_vocab[-1] > max_tokens else end
+        end = int(end_of_first_tokens(dataset.ids, max_tokens))
     keep_prob = keep_probabilities(vocab.counts, cfg.sample)
     read = np.zeros(vocab_size, np.int64)
     kept_counts = np.zeros(vocab_size, np.int64)
