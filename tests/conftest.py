@@ -10,6 +10,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(
     / hashlib.sha1(b"".join(p.read_bytes() for p in _SOURCES)).hexdigest()[:12]))
 
 import signal  # noqa: E402
+import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -26,6 +27,14 @@ TF_NCE = FIXTURES / "tf_nce"
 def load_npz(path):
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def short_temp_root() -> str:
+    """Where a test puts what holds a Unix socket (Ray's session directory, Chromium's profile):
+    the sockets' paths must stay under AF_UNIX's 107 bytes, which a long TMPDIR (or pytest's
+    tmp_path below it) would pass; /tmp when it is writable."""
+    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
 
 
 @pytest.fixture

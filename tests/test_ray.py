@@ -173,16 +173,10 @@ def test_cli_says_in_one_line_how_to_install_ray(planted_corpus, tmp_path, monke
 
 # --- a local Ray instance ---------------------------------------------------------------------
 
-def short_temp_root() -> str:
-    """Where Ray's session directory goes: its sockets' paths (~75 bytes past it) must stay under
-    AF_UNIX's 107 bytes, which a long TMPDIR would pass; /tmp when it is writable."""
-    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
-
-
 @pytest.fixture(scope="module")
-def local_ray():
+def local_ray(short_temp_root):
     ray = pytest.importorskip("ray")
-    temp = tempfile.mkdtemp(prefix="w2v-ray-", dir=short_temp_root())
+    temp = tempfile.mkdtemp(prefix="w2v-ray-", dir=short_temp_root)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              object_store_memory=200 << 20, _temp_dir=temp)
     yield ray
@@ -349,11 +343,11 @@ def listening_addresses(session: int) -> set[str]:
 
 
 @pytest.fixture
-def ray_cluster(tmp_path):
+def ray_cluster(tmp_path, short_temp_root):
     """`ray start --head` on loopback in a session of its own, stopped (that session only) after."""
     pytest.importorskip("ray")
     port, agent = free_ports(2)
-    temp = tempfile.mkdtemp(prefix="w2v-cl-", dir=short_temp_root())
+    temp = tempfile.mkdtemp(prefix="w2v-cl-", dir=short_temp_root)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
@@ -468,3 +462,17 @@ def test_ctrl_c_again_and_again_while_ray_starts_is_one_line_130_and_leaves_no_p
         except OSError:
             pass
     assert not left, f"left running after the run's exit: {left}"
+
+
+def test_a_local_ray_instance_gets_a_short_temporary_directory_under_a_long_tmpdir(monkeypatch, tmp_path):
+    """Ray's sockets sit ~70 bytes below its temporary root: under a long TMPDIR their paths passed
+    AF_UNIX's 107 bytes and `w2v train --backend ray` failed to start Ray (an OSError)."""
+    from w2v.distributed import _local_temp_dir
+
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    monkeypatch.setenv("TMPDIR", "/tmp/a")
+    assert _local_temp_dir() == {}
+    monkeypatch.setenv("TMPDIR", "/tmp/" + "a-much-longer-directory-name" * 2)
+    assert _local_temp_dir() == {"_temp_dir": "/tmp/ray"}
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # the user's choice stands
+    assert _local_temp_dir() == {}

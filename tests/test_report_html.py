@@ -220,7 +220,7 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(short_temp_root):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
     chrome = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
     driver_path = shutil.which("chromedriver")
@@ -228,13 +228,16 @@ def browser():
         pytest.skip("no headless browser: install Debian's chromium and chromium-driver (.ci/run does)")
     from selenium.webdriver.chrome.service import Service
 
-    profile = tempfile.mkdtemp(prefix="w2v-chromium-")
+    # under a long TMPDIR the paths of Chromium's sockets pass AF_UNIX's 107 bytes: it would not start
+    profile = tempfile.mkdtemp(prefix="w2v-chromium-", dir=short_temp_root)
     opts = webdriver.ChromeOptions()
     for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
         opts.add_argument(flag)
     opts.binary_location = chrome
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=Service(driver_path))
+    # Chromium's singleton socket goes under TMPDIR too (linked from the profile)
+    service = Service(driver_path, env={**os.environ, "TMPDIR": short_temp_root})
+    driver = webdriver.Chrome(options=opts, service=service)
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()

@@ -31,6 +31,8 @@ import logging
 import os
 import signal
 import socket
+import sys
+import tempfile
 import threading
 import time
 
@@ -309,9 +311,30 @@ def _connect(ray, cfg: Config, need_cpus: int, log) -> bool:
         ray.init(address=cfg.address, **quiet)
         log(f"joined the Ray cluster at {cfg.address}")
     else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, need_cpus), **quiet)
+        ray.init(num_cpus=max(os.cpu_count() or 1, need_cpus), **quiet, **_local_temp_dir())
         log("started a local Ray instance")
     return True
+
+
+# what Ray adds to its temporary root for its longest socket: /ray/session_<date>_<time>_<us>_<pid>/sockets/plasma_store
+_RAY_SOCKET_TAIL = len("/ray/session_2026-12-06_19-22-02_630018_4194304/sockets/plasma_store")
+_UNIX_PATH_MAX = 107  # bytes of an AF_UNIX socket's path (Linux)
+
+
+def _local_temp_dir() -> dict:
+    """ray.init's temporary directory for a local instance: Ray's own choice (RAY_TMPDIR, else
+    TMPDIR on Linux, else the system's), unless its sockets' paths would pass AF_UNIX's 107 bytes
+    there (a long TMPDIR: Ray fails to start with an OSError); then /tmp/ray if /tmp is writable."""
+    if "RAY_TMPDIR" in os.environ:
+        return {}  # the user's choice
+    root = os.environ.get("TMPDIR") if sys.platform.startswith("linux") and os.environ.get("TMPDIR") else None
+    root = root or tempfile.gettempdir()
+    if len(os.fsencode(root.rstrip("/"))) + _RAY_SOCKET_TAIL <= _UNIX_PATH_MAX:
+        return {}
+    if os.access("/tmp", os.W_OK):
+        return {"_temp_dir": "/tmp/ray"}
+    raise ConfigError(f"the temporary directory {root} is too long a path for Ray's sockets (at most "
+                      f"{_UNIX_PATH_MAX - _RAY_SOCKET_TAIL} bytes): set RAY_TMPDIR to a shorter directory")
 
 
 class _Lost:
