@@ -496,3 +496,16 @@ def test_a_damaged_local_zip_header_in_a_checkpoint_is_seen(corpus, tmp_path):
                 load_checkpoint(ck)
     ck.write_bytes(raw)
     load_checkpoint(ck)
+
+
+def test_packed_words_are_their_utf8_bytes_end_to_end_with_offsets():
+    from w2v.checkpoint import pack_words, unpack_words
+
+    for words in ([], ["a"], ["é", "naïve", "日本語", "x" * 100, "a"], [f"w{i}" for i in range(5000)],
+                  ["line\nbreak", "b"]):  # no tokenizer makes the last, but a list may hold it
+        data, offsets = pack_words(words)
+        encoded = [w.encode("utf-8") for w in words]
+        assert data.dtype == np.uint8 and data.tobytes() == b"".join(encoded)
+        assert offsets.dtype == np.int64 and offsets.tolist() == np.cumsum([0] + [len(b) for b in encoded]).tolist()
+        if words:
+            assert unpack_words(data, offsets) == words
