@@ -205,7 +205,7 @@ def encode(corpus, vocab: Vocab, cfg: Config, log=lambda msg: None) -> Dataset:
 
 def _vocab_mapping(tokens: Tokens, vocab: Vocab) -> np.ndarray:
     """Each tokenised word's id in ``vocab`` (_OOV if not in it): one dict look-up per distinct word."""
-    get = vocab.index.get
+    get = vocab.lookup().get
     return np.array([get(w, _OOV) for w in tokens.words()], dtype=np.int32).reshape(-1)
 
 
@@ -469,7 +469,7 @@ def _encode(files, vocab: Vocab, cfg: Config, block_tokens: int = 1 << 20):
 
 
 def _encode_segments(segments, vocab: Vocab, block_tokens: int = 1 << 20):
-    get = vocab.index.get
+    get = vocab.lookup().get
     buf: list[int] = []
     for tokens, ends_sentence in segments:
         buf.extend([get(w, _OOV) for w in tokens])

@@ -8,7 +8,7 @@ this order. ``merge_vocab`` grows a trained run's vocabulary with a new corpus's
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,11 +30,22 @@ def is_long(word: str) -> bool:
 class Vocab:
     words: list[str]
     counts: np.ndarray  # int64 [V], non-increasing
-    index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self):
         self.counts = np.asarray(self.counts, dtype=np.int64)
-        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @property
+    def index(self) -> dict[str, int]:
+        """word -> id, made when first asked for. Not held by default: a dict of V words (and an
+        int object per id) is ~70 bytes a word, 78 MiB at 1.2M words, and training never looks a
+        word up; preparation builds its own and lets it go (``lookup``)."""
+        if getattr(self, "_index", None) is None:
+            self._index = self.lookup()
+        return self._index
+
+    def lookup(self) -> dict[str, int]:
+        """A new word -> id dict, for a caller that uses it and lets it go."""
+        return {w: i for i, w in enumerate(self.words)}
 
     def __len__(self) -> int:
         return len(self.words)
