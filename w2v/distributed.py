@@ -45,7 +45,7 @@ from .dataset import Dataset, counted_vocab, shard_dataset
 from .errors import TrainingError, WorkersLost
 from .kernel_cache import claim
 from .loop import Progress, TrainingLoop
-from .train import Model, Trainer, init_model, load_progress, memory_needed, progress_arrays
+from .train import Model, Trainer, init_model, load_progress, memory_needed, progress_arrays, resident_memory
 from .vocab import Vocab, count_ranges, merge_counts
 
 claim()  # the kernel directory made, held in use and the other versions' pruned
@@ -181,7 +181,8 @@ class ShardActor:
             self.vocab = Vocab(*vocab)
             self.dataset = shard_dataset(self.share, self.vocab, self.cfg)
         return {"n_words": self.dataset.n_words, "n_ids": len(self.dataset.ids), "host": socket.gethostname(),
-                "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+                "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "mapped": self.dataset.mapped, "in_use": resident_memory()}
 
     def start(self, params: tuple, total_words: int, words_done: int, state: dict | None, by_epoch: dict | None):
         cfg, vocab = self.cfg, self.vocab
@@ -395,7 +396,9 @@ class RayTrainer(TrainingLoop):
         self.round = 0
         self.syncs = {"rounds": 0, "full": 0, "bytes": 0, "seconds": 0.0, "restarts": 0}
         v, d = len(vocab), cfg.dim
-        need = memory_needed(v, max(i["n_ids"] for i in self.info), cfg)["total"] + (2 * v * d + v) * 4
+        # the largest actor's: what its process holds, its share (on disk when cached), the parameters
+        need = max(memory_needed(v, i["n_ids"], cfg, i.get("mapped", False), i.get("in_use", 0))["total"]
+                   for i in self.info) + (2 * v * d + v) * 4
         log(f"corpus: {n_words:,} words in a vocabulary of {v:,}; each actor needs about {need / 2**20:,.0f} MiB "
             f"(the parameters twice: trained and last synchronised); a sync of all rows moves "
             f"{(2 * v * d + v) * 4 / 2**20:,.1f} MiB each way per actor")
