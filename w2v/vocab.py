@@ -51,10 +51,16 @@ class Vocab:
         return len(self.words)
 
     def save(self, path) -> None:
-        """word2vec's ``-save-vocab`` format: ``word count`` lines, most frequent first."""
-        from .io import atomic_write_text
+        """word2vec's ``-save-vocab`` format: ``word count`` lines, most frequent first. Written in
+        blocks: the whole text at once made a string per line first (~90 MiB at 1.2M words, the
+        peak of a large run's last seconds)."""
+        from .io import atomic_open
 
-        atomic_write_text(path, "".join(f"{w} {c}\n" for w, c in zip(self.words, self.counts.tolist(), strict=False)))
+        step = 1 << 16
+        with atomic_open(path, "w", encoding="utf-8") as fh:
+            for lo in range(0, len(self.words), step):
+                counts = self.counts[lo:lo + step].tolist()
+                fh.write("".join(f"{w} {c}\n" for w, c in zip(self.words[lo:lo + step], counts, strict=False)))
 
     @classmethod
     def load(cls, path) -> Vocab:
