@@ -123,8 +123,7 @@ def main(argv: list[str]) -> None:
             _tiny_corpus(corpus)
             # two threads: two shares, so their merge is compiled too
             prepare([corpus], Config(**settings, min_count=1, workers=2, cache_dir=""))
-        os.write(sys.stdout.fileno(), _TOKENIZER_READY)
-        sys.stdout.flush()
+        os.write(sys.stdout.fileno(), _TOKENIZER_READY)  # unbuffered: the parent waits for it
         os.execv(sys.executable, [sys.executable, "-m", "w2v.compile_ahead", argv[0], "training"])
     from .train import fit
 

@@ -31,7 +31,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -325,11 +324,11 @@ _UNIX_PATH_MAX = 107  # bytes of an AF_UNIX socket's path (Linux)
 def _local_temp_dir() -> dict:
     """ray.init's temporary directory for a local instance: Ray's own choice (RAY_TMPDIR, else
     TMPDIR on Linux, else the system's), unless its sockets' paths would pass AF_UNIX's 107 bytes
-    there (a long TMPDIR: Ray fails to start with an OSError); then /tmp/ray if /tmp is writable."""
+    there (a long TMPDIR: Ray fails to start with an OSError); then /tmp/ray if /tmp is writable.
+    (Ray reads TMPDIR on Linux only; elsewhere gettempdir() reads it too.)"""
     if "RAY_TMPDIR" in os.environ:
         return {}  # the user's choice
-    root = os.environ.get("TMPDIR") if sys.platform.startswith("linux") and os.environ.get("TMPDIR") else None
-    root = root or tempfile.gettempdir()
+    root = os.environ.get("TMPDIR") or tempfile.gettempdir()
     if len(os.fsencode(root.rstrip("/"))) + _RAY_SOCKET_TAIL <= _UNIX_PATH_MAX:
         return {}
     if os.access("/tmp", os.W_OK):
