@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import w2v.dataset
 import w2v.io
+import w2v.prepare_child
 import w2v.run
 import w2v.rundir
 from w2v.checkpoint import write_arrays
@@ -284,6 +285,7 @@ def test_unwritable_cache_directory_warns_and_trains_from_memory(corpus, tmp_pat
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     monkeypatch.setattr(w2v.dataset.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(w2v.prepare_child, "SEPARATE", False)  # the patch above holds in this process only
     result = invoke("train", corpus, "--cache-dir", tmp_path / "cache", "--output", tmp_path / "b",
                     "--min-count", "1", "--num-sampled", "3", "--epochs", "1")
     assert result.exit_code == 0 and "warning: cannot write the corpus cache" in result.output, result.output
@@ -332,6 +334,7 @@ def test_too_little_disk_space_is_refused_before_training(corpus, tmp_path, monk
     # the cache directory's filesystem is checked too
     cache = tmp_path / "cache"
     monkeypatch.setattr(w2v.io.shutil, "disk_usage", lambda p: real(p)._replace(free=100))
+    monkeypatch.setattr(w2v.prepare_child, "SEPARATE", False)  # the patch above holds in this process only
     result = invoke("train", corpus, "--output", tmp_path / "o2", "--min-count", "1", "--cache-dir", cache)
     assert_one_line_error(result, f"not enough disk space in {cache}:", "corpus cache", "--no-cache")
     assert [p.name for p in cache.iterdir()] == []  # the tokenizer's spilled ids went with the refusal

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,10 +54,20 @@ def start(cfg) -> subprocess.Popen | None:
     settings = {k: v for k, v in asdict(cfg).items() if k in _TYPE_KEYS}
     settings["corpus_cache"] = bool(cfg.cache_dir)
     try:
-        return subprocess.Popen([sys.executable, "-m", "w2v.compile_ahead", json.dumps(settings)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # the child's temporary files in a directory of ours, removed when it ends: killed
+        # (``stop``), it cannot remove them itself
+        tmp = tempfile.mkdtemp(prefix="w2v-compile-")
     except OSError:
         return None
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "w2v.compile_ahead", json.dumps(settings)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "TMPDIR": tmp})
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    proc.w2v_tmp = tmp
+    return proc
 
 
 def tokenizer_ready(proc: subprocess.Popen | None, timeout: float = 120.0) -> bool:
@@ -79,9 +90,16 @@ def tokenizer_ready(proc: subprocess.Popen | None, timeout: float = 120.0) -> bo
 
 def stop(proc: subprocess.Popen | None) -> None:
     """End the child early (the run failed before training): no process outlives the run."""
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.communicate()
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        _remove_tmp(proc)
+
+
+def _remove_tmp(proc: subprocess.Popen) -> None:
+    if getattr(proc, "w2v_tmp", None):
+        shutil.rmtree(proc.w2v_tmp, ignore_errors=True)
 
 
 def wait(proc: subprocess.Popen | None, log=lambda msg: None, timeout: float = 600.0) -> bool:
@@ -92,9 +110,9 @@ def wait(proc: subprocess.Popen | None, log=lambda msg: None, timeout: float = 6
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+        stop(proc)
         return False
+    _remove_tmp(proc)
     if proc.returncode != 0:
         log(f"compiling the kernels ahead failed (the run compiles them itself): {err.decode(errors='replace')[-300:]}")
         return False

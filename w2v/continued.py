@@ -17,8 +17,9 @@ import yaml
 from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import Config, ConfigError, load_config, validate
 from .corpus import CorpusError, corpus_files
-from .dataset import Dataset, encode, prepare
+from .dataset import Dataset, encode
 from .io import OutputError, read_vectors
+from .prepare_child import prepare
 from .train import Model, init_model
 from .vocab import Vocab, count_words, merge_vocab
 

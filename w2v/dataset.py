@@ -77,6 +77,14 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
     return dataset
 
 
+def cached_entry(files: list[Path], cfg: Config) -> Path | None:
+    """The corpus cache's entry for ``files`` (from ``corpus_files``) if there is one (unchecked)."""
+    if not cfg.cache_dir:
+        return None
+    entry = Path(os.path.expanduser(cfg.cache_dir)) / cache_key(cfg, files)
+    return entry if entry.exists() else None
+
+
 def _file_stats(files) -> list[tuple[int, int]]:
     stats = []
     for f in files:

@@ -33,11 +33,12 @@ from .continued import (  # noqa: F401  (w2v.run's names before the split)
     continued_model,
 )
 from .corpus import invalid_utf8_warning
-from .dataset import encode, prepare
+from .dataset import encode
 from .distributed import RayTrainer
 from .errors import TrainingError, WorkersLost
 from .io import OutputError
 from .loop import StopSignals
+from .prepare_child import prepare
 from .rundir import (  # noqa: F401  (Run, disk_needed: w2v.run's names before the split)
     PARTIAL,
     DirLock,
@@ -78,11 +79,11 @@ def train(corpus, cfg: Config | None = None, output: str | Path | None = "w2v-ru
     base = None
     ahead = compile_ahead.start(cfg)  # a first run's kernels compile in a child while the corpus is read
     try:
-        compile_ahead.tokenizer_ready(ahead)  # the tokenizer's kernels loaded, not compiled here too
         if cfg.init_from:  # continuing another run: see continued_config
+            compile_ahead.tokenizer_ready(ahead)  # the tokenizer's kernels loaded, not compiled twice
             dataset, base, cfg = continued_dataset(corpus, cfg, out, log)
         else:
-            dataset = prepare(corpus, cfg, log)
+            dataset = prepare(corpus, cfg, log, before_counting=lambda: compile_ahead.tokenizer_ready(ahead))
         log(f"corpus: {dataset.stats['tokens']:,} tokens, {dataset.n_words:,} in a vocabulary of "
             f"{len(dataset.vocab):,} words")
         if invalid_utf8_warning(dataset.stats):
