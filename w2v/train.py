@@ -25,6 +25,7 @@ from .kernel_cache import claim
 from .loop import Interrupted, Progress, TrainingLoop  # noqa: F401  (Interrupted: w2v.train's API)
 from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
 from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
+from .prefetch import prefetch_row
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, floor_table, log_expected_count, log_tables
 from .schedule import learning_rate
@@ -37,6 +38,7 @@ _JOB_WORDS = 50_000
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
 _HOT_ROWS = 1024
 _FLUSH_PAIRS = 8192
+_PREFETCH_PAIRS = 8  # rows of the next batch prefetched (a window batch has ~4)
 
 
 # The kernel's state in named bundles (Numba takes namedtuples of arrays and scalars as they are):
@@ -72,6 +74,7 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
     num_sampled, log_num_sampled = sampler.num_sampled, sampler.log_num_sampled
     unique, remove_hits = sampler.unique, sampler.remove_hits
     n_hot = scratch.hot_out.shape[0]
+    emb_in, emb_out = params.emb_in, params.emb_out
     words = 0
     since_flush = 0
     lr = learning_rate(schedule.alpha, schedule.min_alpha, schedule.words_before, schedule.total_words)
@@ -87,6 +90,8 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
             break
         mark[0] += 1
         tries = draw_log_uniform(rng, vocab_size, table, num_sampled, unique, sampled, stamp, mark[0])
+        for s in range(num_sampled):  # their rows start loading now, not when the step gathers them
+            prefetch_row(emb_out, sampled[s])
         for s in range(num_sampled):
             log_q_sampled[s] = log_expected_count(sampled[s], tries, num_sampled, log_p, log1m_p, log_num_sampled)
         for r in range(b0, b1):  # a window's rows share their label: one log Q for all
@@ -95,6 +100,11 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
             else:
                 log_q_true[r - b0] = log_expected_count(labels[r], tries, num_sampled, log_p, log1m_p,
                                                         log_num_sampled)
+        # the next batch's rows start loading while this one computes (its pairs are in the piece)
+        for r in range(b1, min(b1 + _PREFETCH_PAIRS, cursor[N_PAIRS])):
+            prefetch_row(emb_in, inputs[r])
+            if labels[r] != labels[r - 1]:
+                prefetch_row(emb_out, labels[r])
         step = lr / (b1 - b0) if schedule.mean_loss else lr
         totals[2] += nce_sgd_step(params, inputs, labels, b0, b1, sampled, log_q_sampled, log_q_true, step,
                                   remove_hits, scratch)
