@@ -1,6 +1,7 @@
 """Memory follows the vocabulary, not the corpus: a 40 MB corpus and a 400 MB one with the same
 vocabulary prepare within 64 MiB of each other, and the estimate printed before training is within
-20% of the measured peak on both (slow: about two minutes on 2 cores)."""
+20% of training's measured peak on both (slow: about two minutes on 2 cores). Preparation runs in a
+child process (w2v.prepare_child) beside the waiting parent, so its peak is measured apart."""
 
 import os
 import re
@@ -40,19 +41,20 @@ def _tree_rss(root: int) -> int:
 
 def _run(corpus: Path, work: Path) -> dict:
     """``w2v train`` on ``corpus`` (fresh corpus cache): the tree's peak RSS before the memory
-    estimate is printed (preparation), over the whole run, and the estimate."""
+    estimate is printed (preparation), after it (training and the results), and the estimate."""
     cmd = [_W2V, "train", str(corpus), "--epochs", "1", "--workers", "2", "--cache-dir", str(work / "cache"),
            "--output", str(work / "run"), "--overwrite", "--format", "npy"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
-    prep = peak = 0
+    prep = peak = 0  # peak: from the estimate on
     deadline = time.monotonic() + 900
     while proc.poll() is None and time.monotonic() < deadline:
         rss = _tree_rss(proc.pid)
-        peak = max(peak, rss)
-        if not any("training needs about" in line for line in lines):
+        if any("training needs about" in line for line in lines):
+            peak = max(peak, rss)
+        else:
             prep = max(prep, rss)
         time.sleep(0.05)
     proc.kill()

@@ -38,6 +38,7 @@ _JOB_WORDS = 50_000
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
 _HOT_ROWS = 1024
 _FLUSH_PAIRS = 8192
+_KERNELS_BYTES = 80 << 20
 _PREFETCH_PAIRS = 8  # rows of the next batch prefetched (a window batch has ~4)
 
 
@@ -144,19 +145,23 @@ class Model:
 
 def memory_needed(vocab_size: int, n_ids: int, cfg: Config, mapped: bool = False, in_use: int = 0) -> dict:
     """Bytes training will hold: what the process holds already (``in_use``: the interpreter, the
-    libraries, the compiled kernels, the vocabulary), both [V, D] float32 matrices, the biases,
+    libraries, the vocabulary), the compiled kernels to load, both [V, D] float32 matrices, the biases,
     the encoded corpus and each worker's scratch. A ``mapped`` corpus (a file's memory map: the
     cache, or the temporary file of --no-cache) is read from disk with its pages let go behind the
     workers: it holds a window of a few jobs a worker (``corpus``), its size is ``corpus_file``,
     outside the total."""
     workers = cfg.resolved_workers()
+    # the training kernels, loaded from Numba's cache at the first call (measured: ~80 MiB on
+    # big.txt and at 20x, code and LLVM's memory for loading it), unless this process has them
+    kernels = 0 if train_span.signatures else _KERNELS_BYTES
     hot_rows = min(_HOT_ROWS, vocab_size) if workers > 1 else 0
     rows = max_batch_rows(cfg)
     per_worker = (vocab_size * 8 + cfg.max_sentence_length * (4 + 2 * cfg.window * 12)
                   + rows * 8 + cfg.num_sampled * 16 + step_scratch_bytes(rows, cfg.num_sampled, cfg.dim, hot_rows))
     corpus = min(n_ids * 4, workers * (2 * _JOB_WORDS * 4 + (4 << 20))) if mapped else n_ids * 4
+    # tables: keep_prob and the sampler's two log tables (float64 a word)
     parts = {"in_use": in_use, "matrices": 2 * vocab_size * cfg.dim * 4, "biases": vocab_size * 4,
-             "corpus": corpus, "workers": workers * per_worker}
+             "corpus": corpus, "workers": workers * per_worker, "tables": vocab_size * 24, "kernels": kernels}
     parts["total"] = sum(parts.values())
     if mapped:
         parts["corpus_file"] = n_ids * 4
@@ -185,7 +190,8 @@ def check_memory(vocab_size: int, n_ids: int, cfg: Config, log=lambda msg: None,
     corpus = (f"corpus {mib['corpus']:,.0f} (read from its {mib['corpus_file']:,.0f} MiB file on disk)" if mapped
               else f"corpus {mib['corpus']:,.0f}")
     log(f"training needs about {mib['total']:,.0f} MiB: in use {mib['in_use']:,.0f}, matrices "
-        f"{mib['matrices']:,.0f}, biases {mib['biases']:,.1f}, {corpus}, workers {mib['workers']:,.0f}")
+        f"{mib['matrices']:,.0f}, biases {mib['biases']:,.1f}, {corpus}, workers {mib['workers']:,.0f}, "
+        f"tables {mib['tables']:,.1f}, kernels {mib['kernels']:,.0f}")
     have = physical_memory()
     if have and need["total"] > have:
         raise ResourceError(f"training needs about {mib['total']:,.0f} MiB but this machine has "
