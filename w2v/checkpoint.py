@@ -48,7 +48,7 @@ def pack_words(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
     Encoded in blocks of words joined by newlines (no word holds one: it is whitespace): no bytes
     object per word (a list of them took ~50 bytes a word at the end of a run: 55 MiB at 1.2M
     words), and no temporaries of the whole list's size (the joined text, its newline mask and
-    positions took ~50 MiB at 1.2M words, the peak of a 20x text8 run as its checkpoint began)."""
+    positions: ~50 MiB at 1.2M words, worked out; a 20x text8 run peaked as its checkpoint began)."""
     data = bytearray()  # grown block by block: at most one copy of it at a time
     offsets = np.zeros(len(words) + 1, np.int64)
     for start in range(0, len(words), _PACK_BLOCK):
