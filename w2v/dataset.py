@@ -77,12 +77,16 @@ def prepare(paths, cfg: Config, log=lambda msg: None) -> Dataset:
     return dataset
 
 
+def _cache_root(cfg: Config) -> Path | None:
+    """The corpus cache's directory, None with --no-cache."""
+    return Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
+
+
 def cached_entry(files: list[Path], cfg: Config) -> Path | None:
     """The corpus cache's entry for ``files`` (from ``corpus_files``) if there is one (unchecked)."""
-    if not cfg.cache_dir:
-        return None
-    entry = Path(os.path.expanduser(cfg.cache_dir)) / cache_key(cfg, files)
-    return entry if entry.exists() else None
+    root = _cache_root(cfg)
+    entry = root / cache_key(cfg, files) if root is not None else None
+    return entry if entry is not None and entry.exists() else None
 
 
 def _file_stats(files) -> list[tuple[int, int]]:
@@ -97,7 +101,7 @@ def _file_stats(files) -> list[tuple[int, int]]:
 
 
 def _prepare(files: list[Path], cfg: Config, log) -> Dataset:
-    cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
+    cache_root = _cache_root(cfg)
     if cache_root is not None:
         cached = cache_root / cache_key(cfg, files)
         if cached.exists():
@@ -534,7 +538,7 @@ def counted_vocab(paths, cfg: Config, count, log=lambda msg: None) -> tuple[Voca
     """The vocabulary of a corpus and its counting statistics, from the cache or from ``count()``
     (which returns merged counts and their CountStats)."""
     files = corpus_files(paths)
-    cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
+    cache_root = _cache_root(cfg)
     entry = cache_root / f"{cache_key(cfg, files)}.vocab" if cache_root is not None else None
     if entry is not None and (entry / "meta.json").exists():
         try:
@@ -553,7 +557,7 @@ def shard_dataset(ranges, vocab: Vocab, cfg: Config, log=lambda msg: None) -> Da
     """One share of a corpus (byte ranges of its files) encoded with the run's vocabulary, cached
     like a whole corpus (its ids checked against their CRC-32 and the vocabulary when loaded; a
     damaged entry is rebuilt once); ``stats`` holds the share's ``n_ids``."""
-    cache_root = Path(os.path.expanduser(cfg.cache_dir)) if cfg.cache_dir else None
+    cache_root = _cache_root(cfg)
 
     def count(spill_dir):
         tokens = tokenize(None, cfg.lowercase, cfg.tokenize, cfg.chunk_bytes, ranges=ranges, spill_dir=spill_dir)

@@ -151,8 +151,9 @@ def memory_needed(vocab_size: int, n_ids: int, cfg: Config, mapped: bool = False
     workers: it holds a window of a few jobs a worker (``corpus``), its size is ``corpus_file``,
     outside the total."""
     workers = cfg.resolved_workers()
-    # the training kernels, loaded from Numba's cache at the first call (measured: ~80 MiB on
-    # big.txt and at 20x, code and LLVM's memory for loading it), unless this process has them
+    # the training kernels, loaded from Numba's cache at the first call, unless this process has
+    # them: code and LLVM's memory for loading it (measured: training's peak less the rest of the
+    # estimate, 83 MiB on big.txt, ~94 at 20x; the other ~14 there not itemised)
     kernels = 0 if train_span.signatures else _KERNELS_BYTES
     hot_rows = min(_HOT_ROWS, vocab_size) if workers > 1 else 0
     rows = max_batch_rows(cfg)
