@@ -18,6 +18,7 @@ import math
 import os
 import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from .errors import TrainingError
 from .io import DamagedFileError, OutputError, atomic_open
 from .pairs import new_cursor
 from .rng import NEGATIVES, PAIRS, _mix, make_state
+from .words import Words
 
 CHECKPOINT = "checkpoint.npz"
 _CHECKPOINT_VERSION = 3  # 3: a SHA-256 of the whole file in the zip's comment (2: words as UTF-8 bytes)
@@ -40,34 +42,11 @@ _DIGEST_TAG = b"w2v-sha256 "
 _TRAILER = len(_DIGEST_TAG) + 64
 
 
-_PACK_BLOCK = 1 << 16  # words encoded at a time by pack_words
-
-
-def pack_words(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The words as one uint8 array of their UTF-8 bytes end to end, and int64 offsets [V + 1].
-    Encoded in blocks of words joined by newlines (no word holds one: it is whitespace): no bytes
-    object per word (a list of them took ~50 bytes a word at the end of a run: 55 MiB at 1.2M
-    words), and no temporaries of the whole list's size (the joined text, its newline mask and
-    positions: ~50 MiB at 1.2M words, worked out; a 20x text8 run peaked as its checkpoint began)."""
-    data = bytearray()  # grown block by block: at most one copy of it at a time
-    offsets = np.zeros(len(words) + 1, np.int64)
-    for start in range(0, len(words), _PACK_BLOCK):
-        block = words[start:start + _PACK_BLOCK]
-        joined = np.frombuffer("\n".join(block).encode("utf-8"), np.uint8)
-        newline = joined == 10
-        breaks = np.flatnonzero(newline)
-        if len(breaks) != len(block) - 1:  # a word with a newline in it: one at a time
-            for i, w in enumerate(block):
-                data += w.encode("utf-8")
-                offsets[start + i + 1] = len(data)
-            continue
-        ends = offsets[start + 1:start + len(block) + 1]
-        ends[:-1] = breaks
-        ends[:-1] -= np.arange(len(breaks))  # word i ends at its newline, less the i newlines before it
-        ends[-1] = len(joined) - len(breaks)
-        ends += len(data)
-        data += joined[np.logical_not(newline, out=newline)].tobytes()
-    return np.frombuffer(data, np.uint8), offsets
+def pack_words(words) -> tuple[np.ndarray, np.ndarray]:
+    """The words as one uint8 array of their UTF-8 bytes end to end, and int64 offsets [V + 1]
+    (``words.Words``' arrays: a vocabulary's words are held so already)."""
+    packed = Words.of(words)
+    return packed.utf8, packed.offsets
 
 
 def unpack_words(data: np.ndarray, offsets: np.ndarray) -> list[str] | None:
@@ -485,7 +464,7 @@ def check_corpus_unchanged(ck: dict, corpus: list[str], out: Path, log) -> list[
     return now
 
 
-def check_corpus_vocab(corpus, words: list[str], n_words: int, ck: dict) -> None:
+def check_corpus_vocab(corpus, words: Sequence[str], n_words: int, ck: dict) -> None:
     """The corpus encoded now gives the checkpoint's vocabulary and word count."""
     if words != ck["words"].tolist() or n_words != int(ck["n_words"]):
         raise TrainingError(f"the corpus {' '.join(corpus)} changed since the checkpoint; it cannot be resumed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ FORMATS = ("text", "binary", "npy", "projector")
 VECTOR_FILES = {"text": "vectors.txt", "binary": "vectors.bin", "npy": "vectors.npy", "projector": "vectors.tsv"}
 
 
-def write_vectors(out: Path, words: list[str], counts, vectors: np.ndarray, fmt: str) -> Path:
+def write_vectors(out: Path, words: Sequence[str], counts, vectors: np.ndarray, fmt: str) -> Path:
     """Write vectors in ``fmt`` into directory ``out`` (the file name of a run); returns the main file."""
     out = Path(out)
     target = out / VECTOR_FILES[fmt]
@@ -36,7 +37,7 @@ def write_directory(out: Path, words, counts, vectors, fmt: str) -> None:
     if fmt == "npy":
         with atomic_open(out / "vectors.npy", "wb") as fh:
             np.save(fh, vectors)
-        Vocab(list(words), np.array(counts, dtype=np.int64)).save(out / "vocab.txt")
+        Vocab(words, np.array(counts, dtype=np.int64)).save(out / "vocab.txt")
     else:
         fmt_row = "\t".join(["%.9g"] * vectors.shape[1])
         with atomic_open(out / "vectors.tsv", "w", encoding="utf-8") as fh:

@@ -171,7 +171,7 @@ class Batch:
 def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, workers: int = 1,
                  negatives: bool = True, end: int | None = None) -> Iterator[Batch]:
     """The batches one worker trains on in its first epoch, in order, with their negatives."""
-    from .sampler import draw_log_uniform, floor_table
+    from .sampler import draw_log_uniform, floor_table, stamp_size
 
     start, span_end = worker_spans(len(ids), workers)[worker]
     end = span_end if end is None else min(end, span_end)
@@ -180,7 +180,7 @@ def iter_batches(ids: np.ndarray, counts: np.ndarray, cfg, worker: int = 0, work
     rng_neg = make_state(cfg.seed, worker, NEGATIVES)
     vocab_size = len(counts)
     table = floor_table(vocab_size)
-    stamp = np.zeros(vocab_size, dtype=np.int64)
+    stamp = np.zeros(stamp_size(vocab_size, cfg.num_sampled), dtype=np.int64)
     mark = 0
     while True:
         b0, b1, _ = next_batch(st)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from .checkpoint import CHECKPOINT, corpus_fingerprint, save_checkpoint
 from .config import Config, save_config
 from .export import VECTOR_FILES, write_vectors
 from .io import OutputError, check_free_space, write_word2vec_text
+from .words import utf8_size
 
 try:
     import fcntl
@@ -194,11 +196,11 @@ def _remove_empty_dirs(out: Path, top: Path | None) -> None:
 _TEXT_NUMBER_BYTES = 14
 
 
-def disk_needed(words: list[str], cfg: Config, checkpoint_exists: bool = False) -> tuple[int, dict[str, int]]:
+def disk_needed(words: Sequence[str], cfg: Config, checkpoint_exists: bool = False) -> tuple[int, dict[str, int]]:
     """(the most the run adds to its directory at any moment, sizes of the files it writes). A
     checkpoint is replaced by writing the new one beside it; the vectors come after it."""
     n, dim = len(words), cfg.dim
-    word_bytes = sum(len(w.encode("utf-8")) for w in words)
+    word_bytes = utf8_size(words)
     # both matrices, biases, counts, the words' UTF-8 bytes and their int64 offsets; the rest (zip
     # and .npy headers, config, paths as UTF-32) well under 32 KiB, and 100 bytes a worker
     checkpoint = n * (8 * dim + 4 + 8 + 8) + word_bytes + (1 << 15) + 100 * cfg.resolved_workers()
@@ -212,7 +214,7 @@ def disk_needed(words: list[str], cfg: Config, checkpoint_exists: bool = False) 
     return peak, files
 
 
-def check_disk_space(out: Path, words: list[str], cfg: Config) -> None:
+def check_disk_space(out: Path, words: Sequence[str], cfg: Config) -> None:
     peak, files = disk_needed(words, cfg, (out / CHECKPOINT).exists())
     hint = " (--format binary writes vectors about a third the size)" if cfg.format in ("text", "projector") else ""
     check_free_space(out, peak, files, hint)

@@ -43,15 +43,20 @@ def sample_log_uniform(rng_state, range_max: int, num_sampled: int, unique: bool
     if unique and num_sampled > range_max:
         raise ValueError("Sampler's range is too small.")  # TF's message
     out = np.empty(num_sampled, dtype=np.int64)
-    stamp = np.zeros(range_max, dtype=np.int64)
+    stamp = np.zeros(stamp_size(range_max, num_sampled), dtype=np.int64)
     tries = draw_log_uniform(rng_state, range_max, floor_table(range_max), num_sampled, unique, out, stamp, 1)
     return out, tries
 
 
-_GRID = 1 << 15
+_GRID = 1 << 15  # cells of the floor table over u in [0, 1)
 # up to this many ids a draw, duplicates are found by looking back through the ids drawn so far
 # (a few compares in L1) rather than in the V-long stamp array (a cache miss a draw)
-_SCAN_MAX = 16  # cells of the floor table over u in [0, 1)
+_SCAN_MAX = 16
+
+
+def stamp_size(range_max: int, num_sampled: int) -> int:
+    """Length of ``draw_log_uniform``'s stamp array: V, or none when it looks back instead."""
+    return range_max if num_sampled > _SCAN_MAX else 0
 
 
 @njit(cache=True, nogil=True)

@@ -7,6 +7,7 @@ this order. ``merge_vocab`` grows a trained run's vocabulary with a new corpus's
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import numpy as np
 from .corpus import CorpusError, ReadStats, iter_range_segments, iter_segments
 from .scan import prune_reference
 from .tokenize import count_pruned, tokenize
+from .words import Words
 
 # A token longer than this many bytes of UTF-8 is left out of the vocabulary, like a rare word
 # (word2vec.c cuts words at 100 bytes): a 20,000-character "token" is a URL list, a base64 blob or
@@ -26,12 +28,17 @@ def is_long(word: str) -> bool:
     return len(word) * 4 > MAX_WORD_BYTES and len(word.encode("utf-8")) > MAX_WORD_BYTES  # chars are 1-4 bytes
 
 
+# Any white space but the space and the newline of ``word count`` lines (as str.split sees it)
+_OTHER_SPACE = re.compile(r"[^\S \n]")
+
+
 @dataclass
 class Vocab:
-    words: list[str]
+    words: Words  # given as any sequence of str, held packed (words.Words)
     counts: np.ndarray  # int64 [V], non-increasing
 
     def __post_init__(self):
+        self.words = Words.of(self.words)
         self.counts = np.asarray(self.counts, dtype=np.int64)
 
     @property
@@ -56,14 +63,25 @@ class Vocab:
         peak of a large run's last seconds)."""
         from .io import atomic_open
 
-        step = 1 << 16
         with atomic_open(path, "w", encoding="utf-8") as fh:
-            for lo in range(0, len(self.words), step):
-                counts = self.counts[lo:lo + step].tolist()
-                fh.write("".join(f"{w} {c}\n" for w, c in zip(self.words[lo:lo + step], counts, strict=False)))
+            lo = 0
+            for block in self.words.blocks():
+                counts = self.counts[lo:lo + len(block)].tolist()
+                fh.write("".join(f"{w} {c}\n" for w, c in zip(block, counts, strict=True)))
+                lo += len(block)
 
     @classmethod
     def load(cls, path) -> Vocab:
+        """Read ``word count`` lines; the file as this w2v writes it (one space, ASCII digits, a
+        newline after each line) is parsed with NumPy straight into packed words (a list of
+        strings on the way cost ~85 bytes a word, held after); anything else line by line."""
+        with open(path, "rb") as fh:
+            data = fh.read()
+        vocab = _parse_plain(data)
+        return vocab if vocab is not None else cls._load_lines(path)
+
+    @classmethod
+    def _load_lines(cls, path) -> Vocab:
         words, counts = [], []
         with open(path, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
@@ -73,6 +91,36 @@ class Vocab:
                 words.append(parts[0])
                 counts.append(int(parts[1]))
         return cls(words, np.array(counts, dtype=np.int64))
+
+
+def _parse_plain(data: bytes) -> Vocab | None:
+    """``Vocab.load``'s result when every line of ``data`` is ``word count\\n`` with one space,
+    a word without white space and 1-18 ASCII digits (what ``_load_lines`` reads the same way);
+    None otherwise. Raises UnicodeDecodeError on bytes that are not UTF-8, as reading lines does."""
+    if not data:
+        return Vocab([], np.zeros(0, np.int64))
+    if _OTHER_SPACE.search(data.decode("utf-8")) or not data.endswith(b"\n"):
+        return None
+    buf = np.frombuffer(data, np.uint8)
+    space, newline = np.flatnonzero(buf == 32), np.flatnonzero(buf == 10)
+    if len(space) != len(newline):
+        return None
+    starts = np.concatenate(([0], newline[:-1] + 1))
+    if ((space <= starts) | (newline <= space + 1) | (newline - space > 19)).any():
+        return None  # an empty word or count, two spaces on a line (or none), a number too long
+    counts = np.zeros(len(space), np.int64)
+    keep = np.ones(len(buf), bool)  # the words' bytes: all but each line's space, count and newline
+    keep[space] = keep[newline] = False
+    for k in range(int((newline - space).max()) - 1):  # the k-th digit of every count that has one
+        more = space + 1 + k < newline
+        at = (space + 1 + k)[more]
+        digit = buf[at] - np.uint8(48)  # wraps round below '0'
+        if (digit > 9).any():
+            return None
+        counts[more] = counts[more] * 10 + digit
+        keep[at] = False
+    offsets = np.concatenate(([0], np.cumsum(space - starts)))
+    return Vocab(Words(buf[keep], offsets), counts)
 
 
 @dataclass
