@@ -143,6 +143,7 @@ def main(argv: list[str]) -> None:
             prepare([corpus], Config(**settings, min_count=1, workers=2, cache_dir=""))
         os.write(sys.stdout.fileno(), _TOKENIZER_READY)  # unbuffered: the parent waits for it
         os.execv(sys.executable, [sys.executable, "-m", "w2v.compile_ahead", argv[0], "training"])
+    from .io import write_word2vec_text
     from .train import fit
 
     with tempfile.TemporaryDirectory(prefix="w2v-compile-") as tmp:
@@ -155,7 +156,8 @@ def main(argv: list[str]) -> None:
             # read-only, as the parent's does (another type for the kernels)
             cfg = Config(**settings, dim=8, window=2, min_count=1, epochs=1, num_sampled=2, sample=0.0,
                          workers=workers, cache_dir=str(Path(tmp) / f"cache{workers}") if corpus_cache else "")
-            fit(prepare([corpus], cfg), cfg, show_progress=False)
+            model = fit(prepare([corpus], cfg), cfg, show_progress=False)
+        write_word2vec_text(Path(tmp) / "vectors.txt", model.words, model.emb_in)  # its number kernel
 
 
 if __name__ == "__main__":

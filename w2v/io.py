@@ -10,10 +10,14 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .textfloat import format_rows, max_row_bytes, row_text
+from .words import Words
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -95,20 +99,34 @@ def atomic_write_text(path, text: str) -> None:
         fh.write(text)
 
 
-def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:
-    """Header ``V D``, then ``word v1 ... vD`` per row. '%.9g' round-trips every float32."""
+def write_word2vec_text(path, words: Sequence[str], vectors: np.ndarray) -> None:
+    """Header ``V D``, then ``word v1 ... vD`` per row. '%.9g' round-trips every float32; the
+    numbers are formatted by a kernel (``textfloat.format_rows``) in blocks of rows, a row it
+    does not handle (NaN, infinities, magnitudes under 1e-8 or over 1e9) by Python."""
     vectors = np.asarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
-    row_fmt = " ".join(["%.9g"] * dim)
-    with atomic_open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(f"{n} {dim}\n")
+    words = Words.of(words)
+    with atomic_open(path, "wb") as fh:
+        fh.write(f"{n} {dim}\n".encode())
         step = 1024
         for lo in range(0, n, step):
-            block = vectors[lo:lo + step].astype(np.float64).tolist()
-            fh.write("".join(f"{w} {row_fmt % tuple(v)}\n" for w, v in zip(words[lo:lo + step], block, strict=False)))
+            hi = min(n, lo + step)
+            first, last = int(words.offsets[lo]), int(words.offsets[hi])
+            # fresh, writable arrays: one signature for the kernel, whatever the caller holds
+            utf8, offsets = np.array(words.utf8[first:last]), words.offsets[lo:hi + 1] - first
+            bits = np.array(vectors[lo:hi], dtype=np.float32).view(np.uint32)
+            out = np.empty(max_row_bytes(last - first, dim) + (hi - lo - 1) * max_row_bytes(0, dim), np.uint8)
+            done = 0
+            while done < hi - lo:
+                nbytes, rows = format_rows(bits[done:], utf8, offsets[done:], 0, out)
+                fh.write(out[:nbytes].data)
+                done += rows
+                if done < hi - lo:
+                    fh.write(row_text(words[lo + done], vectors[lo + done]).encode("utf-8"))
+                    done += 1
 
 
-def write_word2vec_binary(path, words: list[str], vectors: np.ndarray) -> None:
+def write_word2vec_binary(path, words: Sequence[str], vectors: np.ndarray) -> None:
     """word2vec.c's binary format: ``V D\n``, then per word its UTF-8 bytes, a space, D
     little-endian float32 and a newline."""
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
