@@ -115,7 +115,7 @@ def write_word2vec_text(path, words: Sequence[str], vectors: np.ndarray) -> None
             # fresh, writable arrays: one signature for the kernel, whatever the caller holds
             utf8, offsets = np.array(words.utf8[first:last]), words.offsets[lo:hi + 1] - first
             bits = np.array(vectors[lo:hi], dtype=np.float32).view(np.uint32)
-            out = np.empty(max_row_bytes(last - first, dim) + (hi - lo - 1) * max_row_bytes(0, dim), np.uint8)
+            out = np.empty(last - first + (hi - lo) * max_row_bytes(0, dim), np.uint8)  # the words + numbers
             done = 0
             while done < hi - lo:
                 nbytes, rows = format_rows(bits[done:], utf8, offsets[done:], 0, out)
