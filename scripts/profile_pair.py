@@ -89,7 +89,10 @@ def main() -> None:
         return min(times[1:])
 
     vocab_size = len(dataset.vocab)
-    full = lambda: (trainer._train_job(w, 0, empty), int(w.totals[1]))[1]  # noqa: E731
+    def full() -> int:
+        trainer._train_job(w, 0, empty)
+        return int(w.totals[1])
+
     print(f"pairs alone: {best(lambda: _pairs_only(w.stream, args.words)):.1f} ns a pair")
     print(f"pairs and negatives: "
           f"{best(lambda: _pairs_and_negatives(w.stream, trainer.sampler, w.neg, args.words, vocab_size)):.1f}")
