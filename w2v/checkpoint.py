@@ -54,9 +54,8 @@ def unpack_words(data: np.ndarray, offsets: np.ndarray) -> list[str] | None:
     if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(data) \
             or (np.diff(offsets) < 1).any():
         return None
-    raw = data.tobytes()
     try:
-        return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+        return list(Words(data, offsets))  # each word decoded on its own, as the offsets cut them
     except UnicodeDecodeError:
         return None
 

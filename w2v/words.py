@@ -22,7 +22,8 @@ class Words(Sequence):
 
     def __init__(self, utf8: np.ndarray, offsets: np.ndarray):
         """``utf8`` uint8 [B], ``offsets`` int64 [V + 1]: word i is utf8[offsets[i]:offsets[i + 1]].
-        Trusted as given: arrays read from a file go through ``checked`` first."""
+        Trusted as given: arrays read from a file are checked by their reader first (the
+        checkpoint's: ``checkpoint.unpack_words``)."""
         self.utf8, self.offsets = utf8, offsets
 
     @classmethod
