@@ -158,15 +158,21 @@ def _sigmoid_softplus(x):
 # The model's parameters as the kernels take them.
 Params = namedtuple("Params", ["emb_in", "emb_out", "bias"])
 
-# The step is a small matrix product, register-blocked: the logits of 2 input rows x 3 columns at a
-# time (six accumulators), the input gradients as coef [B, S+1] x block [S+1, D] and the output
-# deltas as coef^T x inputs [B, D], each a loop whose innermost level runs over D
-# contiguous floats (vector FMAs). Rows are padded to a multiple of _LANES floats with zeros, so those loops have no
-# scalar remainder whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16 with
-# AVX-512). Odd rows and columns are paired with zero "trash" rows / columns at the end of the
-# scratch (their coefficients are zero), so the same 2 x 3 code covers every shape.
+# The step is a small matrix product, register-blocked: the logits of 2 input rows x 6 columns at a
+# time (twelve accumulators), the input gradients as coef [B, S+1] x block [S+1, D] in the same
+# 2 x 6 blocks, and the output deltas as coef^T x inputs [B, D] in blocks of 4 rows x 3 columns;
+# each a loop whose innermost level runs over D contiguous floats (vector FMAs), each block's
+# results written once. Rows are padded to a multiple of _LANES floats with zeros, so those loops
+# have no scalar remainder whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16
+# with AVX-512). Odd rows and columns are paired with zero "trash" rows / columns at the end of the
+# scratch (their coefficients are zero), so the same code covers every shape. Profiled (a window
+# batch of 6 rows, S = 5, all in cache): 2 x 3 blocks for all three products, with d loss / d logit
+# computed inside the logits' block, took ~1,000 ns a batch; the delta loop alone, three rows
+# written and read back for each pair of input rows, ran at scalar speed (its stores and loads
+# outnumbered its FMAs).
 _LANES = 16
-_ROWS, _COLS = 2, 3
+_ROWS, _COLS = 2, 6  # the logits' and input gradients' blocks
+_DELTA_ROWS, _DELTA_COLS = 4, 3  # the output deltas' blocks (the rows written: at most _DELTA_COLS)
 
 
 def padded_dim(dim: int) -> int:
@@ -174,7 +180,7 @@ def padded_dim(dim: int) -> int:
 
 
 def _coef_width(num_sampled: int) -> int:
-    return -(-(num_sampled + 1) // _COLS) * _COLS
+    return -(-(num_sampled + 1) // _COLS) * _COLS  # a multiple of _DELTA_COLS too
 
 
 # One worker's scratch for ``nce_sgd_step``, allocated once (the step allocates nothing); P is dim
@@ -185,7 +191,7 @@ def _coef_width(num_sampled: int) -> int:
 #     ids, then one row per run of equal labels), gathered before the step, so every read sees the
 #     state before the step and the rows sit contiguous in L1 while every input row meets them;
 #   delta [S+B+2, P]: their accumulated gradients, scattered back once; grad_in [B+1, P]: each input
-#   row's gradient; coef [B+1, 3k >= S+1] float32: d loss / d logit (padding stays 0);
+#   row's gradient; coef [B+1, 6k >= S+1] float32: d loss / d logit (padding stays 0);
 #   group_start [B+1]: the runs of equal labels;
 #   hot_out [H, D] / hot_bias [H]: pending steps of output rows 0..H-1 (see ``flush_hot_rows``).
 StepScratch = namedtuple("StepScratch", [
@@ -233,6 +239,12 @@ def _is_last(sampled, j):
     return True
 
 
+@njit(cache=True, nogil=True)
+def _column(i, n_sampled, label_col, trash):
+    """The block row of column i of a run: sampled row i, the run's label row, or a trash row."""
+    return i if i < n_sampled else (label_col if i == n_sampled else trash)
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, log_q_true, lr, remove_hits, sc):
     """One SGD step on sum(loss) of the batch rows [start, stop), in place; returns sum(loss).
@@ -244,9 +256,9 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     The batch's input rows are gathered into ``sc.xin`` and its output rows into ``sc.block`` first:
     S sampled rows, then one row per run of consecutive equal labels (a window batch has one run:
     its centre). A run's logits are then a [rows, S+1] product of its input rows with the S sampled
-    rows and its label's row, computed 2 rows x 3 columns at a time; the input gradients are
-    coef x block and the output deltas coef^T x inputs, in the same blocks; every row is written
-    once at the end. Hot output rows (id < H) go to this thread's ``sc.hot_out``/``hot_bias``
+    rows and its label's row, computed 2 rows x 6 columns at a time; the input gradients are
+    coef x block in the same blocks and the output deltas coef^T x inputs in 4 x 3 blocks; every
+    row is written once at the end. Hot output rows (id < H) go to this thread's ``sc.hot_out``/``hot_bias``
     instead of the shared matrix (several workers writing the rows the sampler draws most make the
     cores fight over their cache lines); reads add the pending delta, so the thread's own view is
     exact.
@@ -288,10 +300,12 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
         if j > n_sampled:  # a later run's label: its rows add to a zero delta (see below)
             for d in range(pdim):
                 delta[j, d] = 0.0
-    # 2. Per run of equal labels, 2 rows x 3 columns at a time: logits, d loss / d logit, the rows'
-    #    input gradients and their share of the output rows' gradients, all from the state before
-    #    the step. Column i < S is sampled row i, column S the run's label; past S+1 the trash columns.
+    # 2. Per run of equal labels, from the state before the step: its logits, 2 rows x 6 columns at
+    #    a time; d loss / d logit in their place, a row at a time; then the rows' input gradients
+    #    (2 x 6 blocks) and their share of the output rows' gradients (4 x 3 blocks). Column i < S
+    #    is sampled row i, column S the run's label, later columns trash (zero rows: zero logits).
     loss = 0.0
+    coef_width = coef.shape[1]
     for g in range(n_groups):
         label = labels[start + group_start[g]]
         label_col = n_sampled + g
@@ -299,86 +313,114 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
         for r0 in range(g0, g1, _ROWS):
             r1 = r0 + 1 if r0 + 1 < g1 else trash_row
             for i0 in range(0, n_cols, _COLS):
-                j0 = i0 if i0 < n_sampled else label_col
-                j1 = i0 + 1 if i0 + 1 < n_sampled else (label_col if i0 + 1 == n_sampled else trash_col)
-                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col2)
-                a00 = a01 = a02 = a10 = a11 = a12 = np.float32(0.0)
+                # read only: every column past S+1 may read the same trash row
+                j0 = _column(i0, n_sampled, label_col, trash_col)
+                j1 = _column(i0 + 1, n_sampled, label_col, trash_col)
+                j2 = _column(i0 + 2, n_sampled, label_col, trash_col)
+                j3 = _column(i0 + 3, n_sampled, label_col, trash_col)
+                j4 = _column(i0 + 4, n_sampled, label_col, trash_col)
+                j5 = _column(i0 + 5, n_sampled, label_col, trash_col)
+                a00 = a01 = a02 = a03 = a04 = a05 = np.float32(0.0)
+                a10 = a11 = a12 = a13 = a14 = a15 = np.float32(0.0)
                 for d in range(pdim):
                     x0 = xin[r0, d]
                     x1 = xin[r1, d]
-                    b0 = block[j0, d]
-                    b1 = block[j1, d]
-                    b2 = block[j2, d]
+                    b0, b1, b2 = block[j0, d], block[j1, d], block[j2, d]
+                    b3, b4, b5 = block[j3, d], block[j4, d], block[j5, d]
                     a00 += x0 * b0
                     a01 += x0 * b1
                     a02 += x0 * b2
+                    a03 += x0 * b3
+                    a04 += x0 * b4
+                    a05 += x0 * b5
                     a10 += x1 * b0
                     a11 += x1 * b1
                     a12 += x1 * b2
+                    a13 += x1 * b3
+                    a14 += x1 * b4
+                    a15 += x1 * b5
                 coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2] = a00, a01, a02
+                coef[r0, i0 + 3], coef[r0, i0 + 4], coef[r0, i0 + 5] = a03, a04, a05
                 coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2] = a10, a11, a12
-                # d loss / d logit in place of each logit (no helper taking arrays: each call
-                # would count references to them, atomically, in the innermost loop)
-                for i in range(i0, min(i0 + _COLS, n_cols)):
-                    j = i if i < n_sampled else label_col
-                    hit = i < n_sampled and remove_hits and sampled[j] == label and _is_last(sampled, j)
-                    for row in (r0, r1):
-                        if row == trash_row:
-                            continue
-                        # TF: logits += b; logits -= log(expected_count)
-                        x = np.float64(coef[row, i]) + block_bias[j] - (
-                            log_q_sampled[j] if i < n_sampled else log_q_true[row])
-                        sig, sp = _sigmoid_softplus(x)
-                        if i == n_sampled:
-                            coef[row, i] = np.float32(sig - 1.0)  # target 1 (num_true 1): d/dx = sigmoid(x) - 1
-                            loss += sp - x
-                        elif hit:
-                            coef[row, i] = 0.0  # TF pushes the logit to -FLT_MAX: no loss, no gradient
-                        else:
-                            coef[row, i] = np.float32(sig)  # target 0
-                            loss += sp
-                for i in range(n_cols, i0 + _COLS):  # the trash column, and the trash row: no gradient
-                    coef[r0, i] = coef[r1, i] = 0.0
-                if r1 == trash_row:
-                    for i in range(i0, i0 + _COLS):
-                        coef[r1, i] = 0.0
+                coef[r1, i0 + 3], coef[r1, i0 + 4], coef[r1, i0 + 5] = a13, a14, a15
+        # d loss / d logit in place of each logit (no helper taking arrays: each call would count
+        # references to them, atomically, in the innermost loop)
+        hits = False
+        if remove_hits:
+            for i in range(n_sampled):
+                hits = hits or (sampled[i] == label and _is_last(sampled, i))
+        for row in range(g0, g1):
+            for i in range(n_sampled):
+                # TF: logits += b; logits -= log(expected_count)
+                x = np.float64(coef[row, i]) + block_bias[i] - log_q_sampled[i]
+                sig, sp = _sigmoid_softplus(x)
+                if hits and sampled[i] == label and _is_last(sampled, i):
+                    coef[row, i] = 0.0  # TF pushes the logit to -FLT_MAX: no loss, no gradient
+                else:
+                    coef[row, i] = np.float32(sig)  # target 0
+                    loss += sp
+            x = np.float64(coef[row, n_sampled]) + block_bias[label_col] - log_q_true[row]
+            sig, sp = _sigmoid_softplus(x)
+            coef[row, n_sampled] = np.float32(sig - 1.0)  # target 1 (num_true 1): d/dx = sigmoid(x) - 1
+            loss += sp - x
+            for i in range(n_cols, coef_width):  # the trash columns: no gradient
+                coef[row, i] = 0.0
+        for i in range(coef_width):  # the trash row: no gradient
+            coef[trash_row, i] = 0.0
+        # the input rows' gradients: coef x block
+        for r0 in range(g0, g1, _ROWS):
+            r1 = r0 + 1 if r0 + 1 < g1 else trash_row
             for i0 in range(0, n_cols, _COLS):
-                j0 = i0 if i0 < n_sampled else label_col
-                j1 = i0 + 1 if i0 + 1 < n_sampled else (label_col if i0 + 1 == n_sampled else trash_col)
-                j2 = i0 + 2 if i0 + 2 < n_sampled else (label_col if i0 + 2 == n_sampled else trash_col2)
+                j0 = _column(i0, n_sampled, label_col, trash_col)
+                j1 = _column(i0 + 1, n_sampled, label_col, trash_col)
+                j2 = _column(i0 + 2, n_sampled, label_col, trash_col)
+                j3 = _column(i0 + 3, n_sampled, label_col, trash_col)
+                j4 = _column(i0 + 4, n_sampled, label_col, trash_col)
+                j5 = _column(i0 + 5, n_sampled, label_col, trash_col)
                 c00, c01, c02 = coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2]
+                c03, c04, c05 = coef[r0, i0 + 3], coef[r0, i0 + 4], coef[r0, i0 + 5]
                 c10, c11, c12 = coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2]
-                # the input rows' gradients: coef x block
+                c13, c14, c15 = coef[r1, i0 + 3], coef[r1, i0 + 4], coef[r1, i0 + 5]
                 if i0 == 0:
                     for d in range(pdim):
-                        b0 = block[j0, d]
-                        b1 = block[j1, d]
-                        b2 = block[j2, d]
-                        grad_in[r0, d] = c00 * b0 + c01 * b1 + c02 * b2
-                        grad_in[r1, d] = c10 * b0 + c11 * b1 + c12 * b2
+                        b0, b1, b2 = block[j0, d], block[j1, d], block[j2, d]
+                        b3, b4, b5 = block[j3, d], block[j4, d], block[j5, d]
+                        grad_in[r0, d] = c00 * b0 + c01 * b1 + c02 * b2 + c03 * b3 + c04 * b4 + c05 * b5
+                        grad_in[r1, d] = c10 * b0 + c11 * b1 + c12 * b2 + c13 * b3 + c14 * b4 + c15 * b5
                 else:
                     for d in range(pdim):
-                        b0 = block[j0, d]
-                        b1 = block[j1, d]
-                        b2 = block[j2, d]
-                        grad_in[r0, d] += c00 * b0 + c01 * b1 + c02 * b2
-                        grad_in[r1, d] += c10 * b0 + c11 * b1 + c12 * b2
-                # the output rows' gradients: coef^T x inputs; the batch's first rows write the
-                # sampled rows' deltas and the first run's label row's, later rows add to them
+                        b0, b1, b2 = block[j0, d], block[j1, d], block[j2, d]
+                        b3, b4, b5 = block[j3, d], block[j4, d], block[j5, d]
+                        grad_in[r0, d] += c00 * b0 + c01 * b1 + c02 * b2 + c03 * b3 + c04 * b4 + c05 * b5
+                        grad_in[r1, d] += c10 * b0 + c11 * b1 + c12 * b2 + c13 * b3 + c14 * b4 + c15 * b5
+        # the output rows' gradients: coef^T x inputs. Three distinct rows written (past S+1 the
+        # two trash columns; input rows past the run read the trash row, its coefficients 0). The
+        # batch's first rows write the sampled rows' deltas and the first run's label row's, later
+        # rows add to them.
+        for i0 in range(0, n_cols, _DELTA_COLS):
+            j0 = _column(i0, n_sampled, label_col, trash_col)
+            j1 = _column(i0 + 1, n_sampled, label_col, trash_col)
+            j2 = _column(i0 + 2, n_sampled, label_col, trash_col2)
+            for r0 in range(g0, g1, _DELTA_ROWS):
+                r1 = r0 + 1 if r0 + 1 < g1 else trash_row
+                r2 = r0 + 2 if r0 + 2 < g1 else trash_row
+                r3 = r0 + 3 if r0 + 3 < g1 else trash_row
+                c00, c01, c02 = coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2]
+                c10, c11, c12 = coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2]
+                c20, c21, c22 = coef[r2, i0], coef[r2, i0 + 1], coef[r2, i0 + 2]
+                c30, c31, c32 = coef[r3, i0], coef[r3, i0 + 1], coef[r3, i0 + 2]
                 if r0 == 0:
                     for d in range(pdim):
-                        x0 = xin[r0, d]
-                        x1 = xin[r1, d]
-                        delta[j0, d] = c00 * x0 + c10 * x1
-                        delta[j1, d] = c01 * x0 + c11 * x1
-                        delta[j2, d] = c02 * x0 + c12 * x1
+                        x0, x1, x2, x3 = xin[r0, d], xin[r1, d], xin[r2, d], xin[r3, d]
+                        delta[j0, d] = c00 * x0 + c10 * x1 + c20 * x2 + c30 * x3
+                        delta[j1, d] = c01 * x0 + c11 * x1 + c21 * x2 + c31 * x3
+                        delta[j2, d] = c02 * x0 + c12 * x1 + c22 * x2 + c32 * x3
                 else:
                     for d in range(pdim):
-                        x0 = xin[r0, d]
-                        x1 = xin[r1, d]
-                        delta[j0, d] += c00 * x0 + c10 * x1
-                        delta[j1, d] += c01 * x0 + c11 * x1
-                        delta[j2, d] += c02 * x0 + c12 * x1
+                        x0, x1, x2, x3 = xin[r0, d], xin[r1, d], xin[r2, d], xin[r3, d]
+                        delta[j0, d] += c00 * x0 + c10 * x1 + c20 * x2 + c30 * x3
+                        delta[j1, d] += c01 * x0 + c11 * x1 + c21 * x2 + c31 * x3
+                        delta[j2, d] += c02 * x0 + c12 * x1 + c22 * x2 + c32 * x3
     # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta), then
     #    the input rows (a context repeated in the window gets both its rows' gradients).
     lr32 = np.float32(lr)
