@@ -143,3 +143,49 @@ def test_workers_write_no_cache_line_another_worker_writes(planted_corpus):
             spans.append((lo, hi))
     spans.sort()
     assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))
+
+
+def test_a_worker_done_takes_over_part_of_another_and_each_epoch_reads_every_id_once(planted_corpus, monkeypatch):
+    """Worker 1 starts with 90% of the corpus: worker 0, done early, takes over parts of its span
+    (across epochs, not only the last), and the words trained are still every epoch's once."""
+    import w2v.train as train_module
+    from w2v.checkpoint import check_workers
+    from w2v.dataset import prepare
+    from w2v.errors import TrainingError
+
+    path, _ = planted_corpus
+    cfg = small_cfg(workers=2, epochs=3)
+    ds = prepare([path], cfg)
+    n = len(ds.ids)
+    uneven = [(0, n // 10), (n // 10, n)]
+    monkeypatch.setattr(train_module, "worker_spans", lambda n_ids, workers: uneven)
+    trainer = train_module.Trainer(ds, cfg)
+    assert trainer.run(show_progress=False)
+    spans = [(w.start, w.end) for w in trainer.workers]
+    # worker 0 ends on a part of worker 1's span (however many times they split it), the parts disjoint
+    assert all(n // 10 <= a < b <= n for a, b in spans) and (spans[0][1] <= spans[1][0] or spans[1][1] <= spans[0][0])
+    assert trainer.progress.words_done == ds.n_words * cfg.epochs
+    assert sum(w.totals[0] for w in trainer.workers) == ds.n_words * cfg.epochs
+    assert all(w.epoch == cfg.epochs for w in trainer.workers)
+    # the parts are saved with the workers' state and restored with it; a part outside the corpus is refused
+    st = trainer.state_arrays()
+    assert st["spans"].tolist() == [list(s) for s in spans]
+    again = train_module.Trainer(ds, cfg)
+    again.load_state(st)
+    assert [(w.start, w.end) for w in again.workers] == spans
+    bad = {**st, "spans": np.array([[0, n // 2], [n // 2, n + 1]], np.int64)}
+    with pytest.raises(TrainingError, match="outside"):
+        check_workers(bad, uneven, cfg)
+
+
+def test_one_worker_never_waits_for_a_take_over(planted_corpus):
+    from w2v.dataset import prepare
+    from w2v.train import Trainer
+
+    path, _ = planted_corpus
+    cfg = small_cfg(workers=1, epochs=2)
+    trainer = Trainer(prepare([path], cfg), cfg)
+    assert trainer.run(show_progress=False)
+    w = trainer.workers[0]
+    assert (w.start, w.end) == (0, len(trainer.dataset.ids))
+    assert trainer.progress.words_done == 2 * trainer.dataset.n_words

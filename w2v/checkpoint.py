@@ -231,7 +231,8 @@ _CHECKPOINT_ARRAYS = {
     "marks": ("int64", "W"), "totals": ("float64", "W4"), "words_done": ("int64", ""), "pairs": ("int64", ""),
     "seconds": ("float64", ""), "epoch_loss": ("float64", "E3"),
 }
-_OPTIONAL_ARRAYS = {"corpus_files": ("U", "")}  # older checkpoints lack it
+# older checkpoints lack them; without "spans" the workers' parts are pairs.worker_spans'
+_OPTIONAL_ARRAYS = {"corpus_files": ("U", ""), "spans": ("int64", "W2")}
 
 
 def check_checkpoint(data: dict, path) -> None:
@@ -335,25 +336,38 @@ def _loss_records_problem(st: dict, epochs: int) -> str | None:
     return None
 
 
-def check_workers(st: dict, spans: list[tuple[int, int]], cfg: Config) -> None:
+def check_workers(st: dict, spans: list[tuple[int, int]], cfg: Config) -> list[tuple[int, int]]:
     """The kernels' boundary for loaded worker state (a checkpoint's, or a Ray actor's last sync):
-    the same number of workers, each position inside its part of this corpus. Raises TrainingError."""
+    the same number of workers, each position inside its part of this corpus. ``spans``: the
+    workers' parts of this corpus as a fresh run splits it; the state's own ("spans", written once
+    a worker has taken over part of another's) must lie inside them. Returns the parts the workers
+    train from now on. Raises TrainingError."""
     cursors = st.get("cursors")
     if isinstance(cursors, np.ndarray) and cursors.ndim == 2 and len(cursors) != len(spans):
         raise TrainingError(f"the checkpoint has {len(cursors)} workers, this run {len(spans)}: "
                             "re-split them first (checkpoint.resplit_workers)")
     problem = _worker_state_problem(st, len(spans), cfg.epochs)
+    own = st.get("spans")
+    if problem is None and own is not None:
+        low, high = spans[0][0], spans[-1][1]
+        if not isinstance(own, np.ndarray) or own.dtype != np.int64 or own.shape != (len(spans), 2):
+            problem = f"'spans' has the wrong type or shape for {len(spans)} worker(s)"
+        elif (own[:, 0] < low).any() or (own[:, 0] > own[:, 1]).any() or (own[:, 1] > high).any():
+            problem = f"a worker's part lies outside [{low}, {high}]"
+        else:
+            spans = [(int(a), int(b)) for a, b in own]
     if problem is None:
         for i, (start, end) in enumerate(spans):
             if not start <= int(cursors[i, 0]) <= end:
                 problem = f"worker {i + 1}'s position {int(cursors[i, 0])} lies outside its part [{start}, {end}]"
     if problem:
         raise TrainingError(f"the checkpoint's training state does not fit this corpus: {problem}")
+    return spans
 
 
 def resplit_workers(st: dict, spans: list[tuple[int, int]], n_words: int, cfg: Config) -> dict:
-    """A checkpoint's worker state (``cursors``, ``epochs``, ``rng_pairs``, ``rng_neg``, ``marks``,
-    ``totals``) for ``len(spans)`` workers instead of the number that wrote it (``w2v train --resume
+    """A checkpoint's worker state (``spans``, ``cursors``, ``epochs``, ``rng_pairs``, ``rng_neg``,
+    ``marks``, ``totals``) for ``len(spans)`` workers instead of the number that wrote it (``w2v train --resume
     DIR --workers N``): the rest of the run re-split.
 
     The words done (which drive the learning rate and are kept) are a fraction of the epochs; each
@@ -373,7 +387,8 @@ def resplit_workers(st: dict, spans: list[tuple[int, int]], n_words: int, cfg: C
         salt = _mix(salt ^ int(state))
     totals = np.zeros((len(spans), 4), np.float64)
     totals[0] = st["totals"].sum(axis=0)
-    return {"cursors": cursors, "epochs": np.full(len(spans), epoch, np.int64),
+    return {"spans": np.array(spans, np.int64).reshape(-1, 2), "cursors": cursors,
+            "epochs": np.full(len(spans), epoch, np.int64),
             "rng_pairs": np.concatenate([make_state(salt, i, PAIRS) for i in range(len(spans))]),
             "rng_neg": np.concatenate([make_state(salt, i, NEGATIVES) for i in range(len(spans))]),
             "marks": np.zeros(len(spans), np.int64), "totals": totals}

@@ -112,13 +112,14 @@ def merge_sync_reference(params, synced, sent, total) -> None:
 
 
 def _snapshot(w) -> dict:
-    return {"cursor": w.cursor.copy(), "epoch": w.epoch, "rng_pairs": w.stream.rng.copy(),
-            "rng_neg": w.neg.rng.copy(), "mark": w.neg.mark.copy(), "totals": w.totals.copy()}
+    return {"span": np.array([w.start, w.end], np.int64), "cursor": w.cursor.copy(), "epoch": w.epoch,
+            "rng_pairs": w.stream.rng.copy(), "rng_neg": w.neg.rng.copy(), "mark": w.neg.mark.copy(),
+            "totals": w.totals.copy()}
 
 
 def _stack(snaps: list[dict]) -> dict:
     """Worker snapshots as ``Trainer.worker_arrays`` lays them out."""
-    return {"cursors": np.stack([s["cursor"] for s in snaps]),
+    return {"spans": np.stack([s["span"] for s in snaps]), "cursors": np.stack([s["cursor"] for s in snaps]),
             "epochs": np.array([s["epoch"] for s in snaps], np.int64),
             "rng_pairs": np.concatenate([s["rng_pairs"] for s in snaps]),
             "rng_neg": np.concatenate([s["rng_neg"] for s in snaps]),
@@ -149,6 +150,12 @@ class _ShardTrainer(Trainer):
         if w.epoch < self.cfg.epochs:  # too far ahead of the others: wait for the next sync (a pause or stop ends it)
             p = self.progress
             p.cond.wait_for(lambda: self.since_sync < self.ahead_limit or p.pause or p.stop or p.error is not None)
+
+    def _hand_over(self, w) -> None:
+        taker = w.asked_by
+        super()._hand_over(w)
+        for x in (w, taker):  # both parts changed at this boundary: a sync reports both, or neither
+            self.boundary[self.workers.index(x)] = _snapshot(x)
 
     def synced(self) -> None:
         """A sync has reached this actor (call under progress.cond)."""
@@ -441,7 +448,8 @@ class RayTrainer(TrainingLoop):
         if len(st["cursors"]) != n * w:
             raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers, not {n} actors x {w}")
         self.states = [{k: np.asarray(st[k][i * w:(i + 1) * w]) for k in
-                        ("cursors", "epochs", "rng_pairs", "rng_neg", "marks", "totals")} for i in range(n)]
+                        ("spans", "cursors", "epochs", "rng_pairs", "rng_neg", "marks", "totals") if k in st}
+                       for i in range(n)]
         from .checkpoint import check_progress
 
         check_progress(st, self.cfg)  # the workers' part is checked by each actor's Trainer.load_workers

@@ -3,7 +3,9 @@
 ``train_span`` is the whole inner loop (no Python per batch); Python calls it for about
 ``_JOB_WORDS`` words at a time per worker, to update the progress bar and the shared word count
 that drives the learning rate. Workers are threads on disjoint spans of the id stream sharing
-the parameters without locks (Hogwild), each with its own RNG streams and scratch.
+the parameters without locks (Hogwild), each with its own RNG streams and scratch. A worker done
+with its epochs takes over the end of another's span (``_take_over``), so the workers end together
+instead of one training alone at the end.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ _HOT_ROWS = 1024
 _FLUSH_PAIRS = 8192
 _KERNELS_BYTES = 80 << 20
 _PREFETCH_PAIRS = 8  # rows of the next batch prefetched (a window batch has ~4)
+# A worker done with its epochs takes over part of another's span while that one has at least this
+# many jobs' worth of ids left to train (fewer: the handover's wait would cost more than it saves).
+_TAKE_OVER_JOBS = 4
 
 
 # The kernel's state in named bundles (Numba takes namedtuples of arrays and scalars as they are):
@@ -284,6 +289,7 @@ class _Worker:
     def __init__(self, index: int, span, cfg: Config, ids: np.ndarray, keep_prob: np.ndarray, vocab_size: int):
         self.start, self.end = span
         self.epoch = 0
+        self.asked_by: _Worker | None = None  # a worker waiting to take over half of this one's rest
         stream = pair_stream(ids, self.start, self.end, keep_prob, cfg, make_state(cfg.seed, index, PAIRS))
         self.stream = _private(stream, shared=("ids", "keep_prob"))
         # stamp[k] == mark flags ids drawn in the current batch; marks only grow, so a resumed
@@ -304,6 +310,11 @@ class _Worker:
     def rewind(self) -> None:
         """Back to the start of the span, for the next epoch."""
         self.stream.cursor[:] = new_cursor(self.start)
+
+    def set_span(self, start: int, end: int) -> None:
+        """Train [start, end) from now on (the cursor is left where it is)."""
+        self.start, self.end = start, end
+        self.stream = self.stream._replace(end=end)
 
 
 class Trainer(TrainingLoop):
@@ -334,13 +345,15 @@ class Trainer(TrainingLoop):
 
     def _runners(self, trace: np.ndarray | None) -> list[threading.Thread]:
         trace = trace if trace is not None else np.zeros((0, 2), dtype=np.int32)
-        return [threading.Thread(target=self._work, args=(w, trace), daemon=True)
-                for w in self.workers if w.epoch < self.cfg.epochs]
+        if all(w.epoch >= self.cfg.epochs for w in self.workers):
+            return []
+        # a worker already done (a resumed run) starts by taking over part of another's rest
+        return [threading.Thread(target=self._work, args=(w, trace), daemon=True) for w in self.workers]
 
     def _work(self, w: _Worker, trace: np.ndarray):
         cfg, ds, progress = self.cfg, self.dataset, self.progress
         try:
-            while w.epoch < cfg.epochs:
+            while w.epoch < cfg.epochs or self._take_over(w):
                 with progress.cond:
                     if not progress.at_boundary():
                         return
@@ -361,12 +374,60 @@ class Trainer(TrainingLoop):
                     w.rewind()
                 with progress.cond:
                     self._job_done(w, epoch, int(words), int(pairs), float(loss))
+                    if w.asked_by is not None:
+                        self._hand_over(w)
         except BaseException as e:  # reported by the main thread
             progress.fail(e)
         finally:
             with progress.cond:
+                if w.asked_by is not None:
+                    w.asked_by = None  # the worker waiting on this one looks elsewhere
                 progress.finished += 1
                 progress.cond.notify_all()
+
+    def _rest(self, w: _Worker) -> int:
+        """Ids worker ``w`` has still to train, this epoch and the later ones (0 while another
+        worker waits for part of them)."""
+        if w.epoch >= self.cfg.epochs or w.asked_by is not None:
+            return 0
+        return w.end - int(w.cursor[0]) + (self.cfg.epochs - 1 - w.epoch) * (w.end - w.start)
+
+    def _take_over(self, w: _Worker) -> bool:
+        """Worker ``w`` has done its epochs: ask the worker with the most left for part of its span,
+        and wait for it to hand it over at its next job boundary. True when ``w`` has a part to
+        train; False when no worker has enough left (or the run stops)."""
+        p = self.progress
+        with p.cond:
+            while p.at_boundary():
+                busy = [v for v in self.workers if v is not w and self._rest(v) >= _TAKE_OVER_JOBS * self.job_words]
+                if not busy:
+                    return False
+                victim = max(busy, key=self._rest)
+                victim.asked_by = w
+                p.cond.wait_for(lambda v=victim: v.asked_by is not w or p.pause or p.stop or p.error is not None)
+                if victim.asked_by is w:  # a pause or a stop came first: withdraw, and ask again after it
+                    victim.asked_by = None
+                elif w.epoch < self.cfg.epochs:
+                    return True
+            return False
+
+    def _hand_over(self, w: _Worker) -> None:
+        """At a job boundary of ``w`` (under progress.cond): split what ``w`` has left in two equal
+        amounts of work, the end of its span going to the worker that asked, for the rest of this
+        epoch and the later ones. Every epoch still reads each id once: this epoch ``w`` reads up to
+        the cut and the taker from it, later epochs ``w`` its span's start to the cut."""
+        taker, w.asked_by = w.asked_by, None
+        pos = int(w.cursor[0])
+        later = self.cfg.epochs - 1 - w.epoch  # epochs after this one
+        if w.epoch < self.cfg.epochs and self._rest(w) >= _TAKE_OVER_JOBS * self.job_words:
+            # w's (cut - pos) + later * (cut - start) = the taker's (1 + later) * (end - cut)
+            cut = ((1 + later) * w.end + pos + later * w.start) // (2 + 2 * later)
+            cut = min(max(cut, pos), w.end)
+            taker.set_span(cut, w.end)
+            taker.cursor[:] = new_cursor(cut)
+            taker.epoch = w.epoch
+            w.set_span(w.start, cut)
+        self.progress.cond.notify_all()
 
     def _job_done(self, w: _Worker, epoch: int, words: int, pairs: int, loss: float) -> None:
         """A job of worker ``w`` (in ``epoch``) is done and ``w`` is at a job boundary; under progress.cond."""
@@ -385,6 +446,7 @@ class Trainer(TrainingLoop):
     def worker_arrays(self) -> dict:
         """Every worker's position, RNG streams and totals, stacked in worker order."""
         return {
+            "spans": np.array([[w.start, w.end] for w in self.workers], np.int64).reshape(-1, 2),
             "cursors": np.stack([w.cursor for w in self.workers]),
             "epochs": np.array([w.epoch for w in self.workers], np.int64),
             "rng_pairs": np.concatenate([w.stream.rng for w in self.workers]),
@@ -396,10 +458,12 @@ class Trainer(TrainingLoop):
     def load_workers(self, st: dict) -> None:
         from .checkpoint import check_workers
 
-        check_workers(st, [(w.start, w.end) for w in self.workers], self.cfg)  # the kernels index with it
+        # the kernels index with it
+        spans = check_workers(st, [(w.start, w.end) for w in self.workers], self.cfg)
         if len(st["cursors"]) != len(self.workers):
             raise TrainingError(f"the checkpoint has {len(st['cursors'])} workers; resume with the same number")
         for i, w in enumerate(self.workers):
+            w.set_span(*spans[i])
             w.cursor[:] = st["cursors"][i]
             w.epoch = int(st["epochs"][i])
             w.stream.rng[:] = st["rng_pairs"][i:i + 1]
