@@ -166,10 +166,9 @@ Params = namedtuple("Params", ["emb_in", "emb_out", "bias"])
 # have no scalar remainder whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16
 # with AVX-512). Odd rows and columns are paired with zero "trash" rows / columns at the end of the
 # scratch (their coefficients are zero), so the same code covers every shape. Profiled (a window
-# batch of 6 rows, S = 5, all in cache): 2 x 3 blocks for all three products, with d loss / d logit
-# computed inside the logits' block, took ~1,000 ns a batch; the delta loop alone, three rows
-# written and read back for each pair of input rows, ran at scalar speed (its stores and loads
-# outnumbered its FMAs).
+# batch of 6 rows, S = 5, all in cache): 2 x 3 blocks for all three products, every gradient row
+# written and read back per block, with d loss / d logit inside the logits' block, took ~1,000-1,165
+# ns a batch, these blocks 840-900 (docs/performance.md, "The step in larger blocks").
 _LANES = 16
 _ROWS, _COLS = 2, 6  # the logits' and input gradients' blocks
 _DELTA_ROWS, _DELTA_COLS = 4, 3  # the output deltas' blocks (the rows written: at most _DELTA_COLS)
