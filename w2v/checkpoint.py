@@ -231,7 +231,7 @@ _CHECKPOINT_ARRAYS = {
     "marks": ("int64", "W"), "totals": ("float64", "W4"), "words_done": ("int64", ""), "pairs": ("int64", ""),
     "seconds": ("float64", ""), "epoch_loss": ("float64", "E3"),
 }
-# older checkpoints lack them; without "spans" the workers' parts are pairs.worker_spans'
+# older checkpoints lack them; without "spans" the workers' parts are pairs.worker_spans
 _OPTIONAL_ARRAYS = {"corpus_files": ("U", ""), "spans": ("int64", "W2")}
 
 
@@ -339,9 +339,9 @@ def _loss_records_problem(st: dict, epochs: int) -> str | None:
 def check_workers(st: dict, spans: list[tuple[int, int]], cfg: Config) -> list[tuple[int, int]]:
     """The kernels' boundary for loaded worker state (a checkpoint's, or a Ray actor's last sync):
     the same number of workers, each position inside its part of this corpus. ``spans``: the
-    workers' parts of this corpus as a fresh run splits it; the state's own ("spans", written once
-    a worker has taken over part of another's) must lie inside them. Returns the parts the workers
-    train from now on. Raises TrainingError."""
+    workers' parts as a fresh run splits this corpus; the state's own parts (its "spans": a worker
+    may have taken over part of another's; states written before them have none) must lie within
+    the corpus. Returns the parts the workers train from now on. Raises TrainingError."""
     cursors = st.get("cursors")
     if isinstance(cursors, np.ndarray) and cursors.ndim == 2 and len(cursors) != len(spans):
         raise TrainingError(f"the checkpoint has {len(cursors)} workers, this run {len(spans)}: "

@@ -244,6 +244,14 @@ def _column(i, n_sampled, label_col, trash):
     return i if i < n_sampled else (label_col if i == n_sampled else trash)
 
 
+@njit(cache=True, nogil=True)
+def _six_columns(i0, n_sampled, label_col, trash):
+    """The block rows of columns i0..i0+5 (a 2 x 6 block; columns past S+1 all read ``trash``)."""
+    return (_column(i0, n_sampled, label_col, trash), _column(i0 + 1, n_sampled, label_col, trash),
+            _column(i0 + 2, n_sampled, label_col, trash), _column(i0 + 3, n_sampled, label_col, trash),
+            _column(i0 + 4, n_sampled, label_col, trash), _column(i0 + 5, n_sampled, label_col, trash))
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, log_q_true, lr, remove_hits, sc):
     """One SGD step on sum(loss) of the batch rows [start, stop), in place; returns sum(loss).
@@ -313,12 +321,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             r1 = r0 + 1 if r0 + 1 < g1 else trash_row
             for i0 in range(0, n_cols, _COLS):
                 # read only: every column past S+1 may read the same trash row
-                j0 = _column(i0, n_sampled, label_col, trash_col)
-                j1 = _column(i0 + 1, n_sampled, label_col, trash_col)
-                j2 = _column(i0 + 2, n_sampled, label_col, trash_col)
-                j3 = _column(i0 + 3, n_sampled, label_col, trash_col)
-                j4 = _column(i0 + 4, n_sampled, label_col, trash_col)
-                j5 = _column(i0 + 5, n_sampled, label_col, trash_col)
+                j0, j1, j2, j3, j4, j5 = _six_columns(i0, n_sampled, label_col, trash_col)
                 a00 = a01 = a02 = a03 = a04 = a05 = np.float32(0.0)
                 a10 = a11 = a12 = a13 = a14 = a15 = np.float32(0.0)
                 for d in range(pdim):
@@ -370,12 +373,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
         for r0 in range(g0, g1, _ROWS):
             r1 = r0 + 1 if r0 + 1 < g1 else trash_row
             for i0 in range(0, n_cols, _COLS):
-                j0 = _column(i0, n_sampled, label_col, trash_col)
-                j1 = _column(i0 + 1, n_sampled, label_col, trash_col)
-                j2 = _column(i0 + 2, n_sampled, label_col, trash_col)
-                j3 = _column(i0 + 3, n_sampled, label_col, trash_col)
-                j4 = _column(i0 + 4, n_sampled, label_col, trash_col)
-                j5 = _column(i0 + 5, n_sampled, label_col, trash_col)
+                j0, j1, j2, j3, j4, j5 = _six_columns(i0, n_sampled, label_col, trash_col)
                 c00, c01, c02 = coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2]
                 c03, c04, c05 = coef[r0, i0 + 3], coef[r0, i0 + 4], coef[r0, i0 + 5]
                 c10, c11, c12 = coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2]

@@ -380,8 +380,7 @@ class Trainer(TrainingLoop):
             progress.fail(e)
         finally:
             with progress.cond:
-                if w.asked_by is not None:
-                    w.asked_by = None  # the worker waiting on this one looks elsewhere
+                w.asked_by = None  # a worker waiting on this one looks elsewhere
                 progress.finished += 1
                 progress.cond.notify_all()
 
