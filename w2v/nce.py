@@ -183,25 +183,26 @@ def _coef_width(num_sampled: int) -> int:
 
 
 # One worker's scratch for ``nce_sgd_step``, allocated once (the step allocates nothing); P is dim
-# padded to a multiple of _LANES; the last row of xin / grad_in / coef is the trash row, the last two
+# padded to a multiple of _LANES; the last row of xin / coef is the trash row, the last two
 # of block / delta the trash columns (the padding and the trash rows of xin and block stay zero):
 #   xin [B+1, P]: the batch's input rows, gathered before the step;
 #   block [S+B+2, P] / block_bias [S+B+2]: the output rows of the batch's columns (the S sampled
 #     ids, then one row per run of equal labels), gathered before the step, so every read sees the
 #     state before the step and the rows sit contiguous in L1 while every input row meets them;
-#   delta [S+B+2, P]: their accumulated gradients, scattered back once; grad_in [B+1, P]: each input
-#   row's gradient; coef [B+1, 6k >= S+1] float32: d loss / d logit (padding stays 0);
+#   delta [S+B+2, P]: their accumulated gradients, scattered back once (the input rows' gradients
+#   go to emb_in as they are computed); coef [B+1, 6k >= S+1] float32: d loss / d logit (padding
+#   stays 0);
 #   group_start [B+1]: the runs of equal labels;
 #   hot_out [H, D] / hot_bias [H]: pending steps of output rows 0..H-1 (see ``flush_hot_rows``).
 StepScratch = namedtuple("StepScratch", [
-    "xin", "block", "block_bias", "delta", "grad_in", "coef", "group_start", "hot_out", "hot_bias"])
+    "xin", "block", "block_bias", "delta", "coef", "group_start", "hot_out", "hot_bias"])
 
 
 def _step_scratch_layout(max_rows: int, num_sampled: int, dim: int, hot_rows: int) -> list:
     """(shape, dtype) of each StepScratch array, in field order."""
     cols, p = num_sampled + max_rows + 2, padded_dim(dim)
     return [((max_rows + 1, p), np.float32), ((cols, p), np.float32), (cols, np.float64), ((cols, p), np.float32),
-            ((max_rows + 1, p), np.float32), ((max_rows + 1, _coef_width(num_sampled)), np.float32),
+            ((max_rows + 1, _coef_width(num_sampled)), np.float32),
             (max_rows + 1, np.int64), ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
 
 
@@ -264,14 +265,15 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     S sampled rows, then one row per run of consecutive equal labels (a window batch has one run:
     its centre). A run's logits are then a [rows, S+1] product of its input rows with the S sampled
     rows and its label's row, computed 2 rows x 6 columns at a time; the input gradients are
-    coef x block in the same blocks and the output deltas coef^T x inputs in 4 x 3 blocks; every
-    row is written once at the end. Hot output rows (id < H) go to this thread's ``sc.hot_out``/``hot_bias``
-    instead of the shared matrix (several workers writing the rows the sampler draws most make the
-    cores fight over their cache lines); reads add the pending delta, so the thread's own view is
-    exact.
+    coef x block in the same blocks, subtracted from the input rows as they are computed (the step
+    reads emb_in only in the gather), and the output deltas coef^T x inputs in 4 x 3 blocks, each
+    output row written once at the end. Hot output rows (id < H) go to this thread's
+    ``sc.hot_out``/``hot_bias`` instead of the shared matrix (several workers writing the rows the
+    sampler draws most make the cores fight over their cache lines); reads add the pending delta,
+    so the thread's own view is exact.
     """
     emb_in, emb_out, bias = params.emb_in, params.emb_out, params.bias
-    xin, block, block_bias, delta, grad_in, coef = sc.xin, sc.block, sc.block_bias, sc.delta, sc.grad_in, sc.coef
+    xin, block, block_bias, delta, coef = sc.xin, sc.block, sc.block_bias, sc.delta, sc.coef
     group_start, hot_out, hot_bias = sc.group_start, sc.hot_out, sc.hot_bias
     dim = emb_in.shape[1]
     pdim = xin.shape[1]
@@ -312,6 +314,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     #    (2 x 6 blocks) and their share of the output rows' gradients (4 x 3 blocks). Column i < S
     #    is sampled row i, column S the run's label, later columns trash (zero rows: zero logits).
     loss = 0.0
+    lr32 = np.float32(lr)
     coef_width = coef.shape[1]
     for g in range(n_groups):
         label = labels[start + group_start[g]]
@@ -369,27 +372,28 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
                 coef[row, i] = 0.0
         for i in range(coef_width):  # the trash row: no gradient
             coef[trash_row, i] = 0.0
-        # the input rows' gradients: coef x block
+        # the input rows' gradients, coef x block, applied to their rows at once (the step reads
+        # emb_in only in the gather, so every gradient is still taken at the state before it)
         for r0 in range(g0, g1, _ROWS):
             r1 = r0 + 1 if r0 + 1 < g1 else trash_row
+            k0 = inputs[start + r0]
             for i0 in range(0, n_cols, _COLS):
                 j0, j1, j2, j3, j4, j5 = _six_columns(i0, n_sampled, label_col, trash_col)
-                c00, c01, c02 = coef[r0, i0], coef[r0, i0 + 1], coef[r0, i0 + 2]
-                c03, c04, c05 = coef[r0, i0 + 3], coef[r0, i0 + 4], coef[r0, i0 + 5]
-                c10, c11, c12 = coef[r1, i0], coef[r1, i0 + 1], coef[r1, i0 + 2]
-                c13, c14, c15 = coef[r1, i0 + 3], coef[r1, i0 + 4], coef[r1, i0 + 5]
-                if i0 == 0:
-                    for d in range(pdim):
-                        b0, b1, b2 = block[j0, d], block[j1, d], block[j2, d]
-                        b3, b4, b5 = block[j3, d], block[j4, d], block[j5, d]
-                        grad_in[r0, d] = c00 * b0 + c01 * b1 + c02 * b2 + c03 * b3 + c04 * b4 + c05 * b5
-                        grad_in[r1, d] = c10 * b0 + c11 * b1 + c12 * b2 + c13 * b3 + c14 * b4 + c15 * b5
+                c00, c01, c02 = lr32 * coef[r0, i0], lr32 * coef[r0, i0 + 1], lr32 * coef[r0, i0 + 2]
+                c03, c04, c05 = lr32 * coef[r0, i0 + 3], lr32 * coef[r0, i0 + 4], lr32 * coef[r0, i0 + 5]
+                if r1 == trash_row:
+                    for d in range(dim):
+                        emb_in[k0, d] -= (c00 * block[j0, d] + c01 * block[j1, d] + c02 * block[j2, d]
+                                          + c03 * block[j3, d] + c04 * block[j4, d] + c05 * block[j5, d])
                 else:
-                    for d in range(pdim):
+                    k1 = inputs[start + r1]
+                    c10, c11, c12 = lr32 * coef[r1, i0], lr32 * coef[r1, i0 + 1], lr32 * coef[r1, i0 + 2]
+                    c13, c14, c15 = lr32 * coef[r1, i0 + 3], lr32 * coef[r1, i0 + 4], lr32 * coef[r1, i0 + 5]
+                    for d in range(dim):
                         b0, b1, b2 = block[j0, d], block[j1, d], block[j2, d]
                         b3, b4, b5 = block[j3, d], block[j4, d], block[j5, d]
-                        grad_in[r0, d] += c00 * b0 + c01 * b1 + c02 * b2 + c03 * b3 + c04 * b4 + c05 * b5
-                        grad_in[r1, d] += c10 * b0 + c11 * b1 + c12 * b2 + c13 * b3 + c14 * b4 + c15 * b5
+                        emb_in[k0, d] -= c00 * b0 + c01 * b1 + c02 * b2 + c03 * b3 + c04 * b4 + c05 * b5
+                        emb_in[k1, d] -= c10 * b0 + c11 * b1 + c12 * b2 + c13 * b3 + c14 * b4 + c15 * b5
         # the output rows' gradients: coef^T x inputs. Three distinct rows written (past S+1 the
         # two trash columns; input rows past the run read the trash row, its coefficients 0). The
         # batch's first rows write the sampled rows' deltas and the first run's label row's, later
@@ -418,9 +422,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
                         delta[j0, d] += c00 * x0 + c10 * x1 + c20 * x2 + c30 * x3
                         delta[j1, d] += c01 * x0 + c11 * x1 + c21 * x2 + c31 * x3
                         delta[j2, d] += c02 * x0 + c12 * x1 + c22 * x2 + c32 * x3
-    # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta), then
-    #    the input rows (a context repeated in the window gets both its rows' gradients).
-    lr32 = np.float32(lr)
+    # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta)
     for j in range(n_sampled + n_groups):
         if j < n_sampled:
             k = sampled[j]
@@ -441,8 +443,4 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             bias[k] -= np.float32(lr * db)
             for d in range(dim):
                 emb_out[k, d] -= lr32 * delta[j, d]
-    for r in range(start, stop):
-        c = inputs[r]
-        for d in range(dim):
-            emb_in[c, d] -= lr32 * grad_in[r - start, d]
     return loss
