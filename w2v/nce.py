@@ -160,15 +160,19 @@ Params = namedtuple("Params", ["emb_in", "emb_out", "bias"])
 
 # The step is a small matrix product, register-blocked: the logits of 2 input rows x 6 columns at a
 # time (twelve accumulators), the input gradients as coef [B, S+1] x block [S+1, D] in the same
-# 2 x 6 blocks, and the output deltas as coef^T x inputs [B, D] in blocks of 4 rows x 3 columns;
-# each a loop whose innermost level runs over D contiguous floats (vector FMAs), each block's
-# results written once. Rows are padded to a multiple of _LANES floats with zeros, so those loops
-# have no scalar remainder whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16
-# with AVX-512). Odd rows and columns are paired with zero "trash" rows / columns at the end of the
-# scratch (their coefficients are zero), so the same code covers every shape. Profiled (a window
-# batch of 6 rows, S = 5, all in cache): 2 x 3 blocks for all three products, every gradient row
-# written and read back per block, with d loss / d logit inside the logits' block, took ~1,000-1,165
-# ns a batch, these blocks 840-900 (docs/performance.md, "The step in larger blocks").
+# 2 x 6 blocks, subtracted from the model's input rows as they are computed, and the output deltas
+# as coef^T x inputs [B, D] in blocks of 4 rows x 3 columns; each a loop whose innermost level runs
+# over D contiguous floats (vector FMAs), each block's results written once. The scratch rows are
+# padded to a multiple of _LANES floats with zeros, so the logits' and deltas' loops need no partial
+# register whatever the vector width LLVM picks for the CPU (8 floats with AVX2, 16 with AVX-512);
+# LLVM's loop still takes 32 floats an iteration and leaves an odd 16 to its epilogue (measured:
+# docs/performance.md). The input gradients' loop runs over the model's unpadded D. Odd rows and
+# columns are paired with zero "trash" rows / columns at the end of the scratch (their coefficients
+# are zero), so the same code covers every shape. Profiled (a window batch of 6 rows, S = 5, all in
+# cache): 2 x 3 blocks for all three products, every gradient row written and read back per block,
+# with d loss / d logit inside the logits' block, took ~1,000-1,165 ns a batch, these blocks 840-900,
+# and 759-817 in four of five runs with the input gradients applied in place (docs/performance.md,
+# "The step in larger blocks").
 _LANES = 16
 _ROWS, _COLS = 2, 6  # the logits' and input gradients' blocks
 _DELTA_ROWS, _DELTA_COLS = 4, 3  # the output deltas' blocks (the rows written: at most _DELTA_COLS)

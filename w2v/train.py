@@ -289,7 +289,7 @@ class _Worker:
     def __init__(self, index: int, span, cfg: Config, ids: np.ndarray, keep_prob: np.ndarray, vocab_size: int):
         self.start, self.end = span
         self.epoch = 0
-        self.asked_by: _Worker | None = None  # a worker waiting to take over half of this one's rest
+        self.asked_by: _Worker | None = None  # a worker waiting to take over part of this one's span
         stream = pair_stream(ids, self.start, self.end, keep_prob, cfg, make_state(cfg.seed, index, PAIRS))
         self.stream = _private(stream, shared=("ids", "keep_prob"))
         # stamp[k] == mark flags ids drawn in the current batch; marks only grow, so a resumed
@@ -391,6 +391,9 @@ class Trainer(TrainingLoop):
             return 0
         return w.end - int(w.cursor[0]) + (self.cfg.epochs - 1 - w.epoch) * (w.end - w.start)
 
+    def _worth_splitting(self, w: _Worker) -> bool:
+        return self._rest(w) >= _TAKE_OVER_JOBS * self.job_words
+
     def _take_over(self, w: _Worker) -> bool:
         """Worker ``w`` has done its epochs: ask the worker with the most left for part of its span,
         and wait for it to hand it over at its next job boundary. True when ``w`` has a part to
@@ -398,7 +401,7 @@ class Trainer(TrainingLoop):
         p = self.progress
         with p.cond:
             while p.at_boundary():
-                busy = [v for v in self.workers if v is not w and self._rest(v) >= _TAKE_OVER_JOBS * self.job_words]
+                busy = [v for v in self.workers if v is not w and self._worth_splitting(v)]
                 if not busy:
                     return False
                 victim = max(busy, key=self._rest)
@@ -418,7 +421,7 @@ class Trainer(TrainingLoop):
         taker, w.asked_by = w.asked_by, None
         pos = int(w.cursor[0])
         later = self.cfg.epochs - 1 - w.epoch  # epochs after this one
-        if w.epoch < self.cfg.epochs and self._rest(w) >= _TAKE_OVER_JOBS * self.job_words:
+        if self._worth_splitting(w):
             # w's (cut - pos) + later * (cut - start) = the taker's (1 + later) * (end - cut)
             cut = ((1 + later) * w.end + pos + later * w.start) // (2 + 2 * later)
             cut = min(max(cut, pos), w.end)
