@@ -96,15 +96,15 @@ def test_tokenizer_ready_waits_for_the_childs_line_and_not_for_a_child_that_ends
     said = child("import os, sys, time; time.sleep(0.3); os.write(1, b'tokenizer '); time.sleep(0.2); "
                  "os.write(1, b'compiled\\n'); time.sleep(30)")
     try:
-        assert compile_ahead.tokenizer_ready(said, timeout=20)
+        assert compile_ahead.tokenizer_ready(compile_ahead.Children(said), timeout=20)
     finally:
-        compile_ahead.stop(said)
-    assert not compile_ahead.tokenizer_ready(child("raise SystemExit(3)"), timeout=20)
+        compile_ahead.stop(compile_ahead.Children(said))
+    assert not compile_ahead.tokenizer_ready(compile_ahead.Children(child("raise SystemExit(3)")), timeout=20)
     silent = child("import time; time.sleep(30)")
     try:
-        assert not compile_ahead.tokenizer_ready(silent, timeout=0.3)
+        assert not compile_ahead.tokenizer_ready(compile_ahead.Children(silent), timeout=0.3)
     finally:
-        compile_ahead.stop(silent)
+        compile_ahead.stop(compile_ahead.Children(silent))
     assert not compile_ahead.tokenizer_ready(None)
 
 
