@@ -40,8 +40,12 @@ _JOB_WORDS = 50_000
 # With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
 # applies them every _FLUSH_PAIRS pairs and at the end of every job (see nce.nce_sgd_step):
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
+# A flush writes all the hot rows (6,400 cache lines at D = 100), which the other worker then
+# reads back from this core's cache: every 8,192 pairs, ~0.8 lines a pair each way; every 32,768,
+# a quarter of that. Measured (big.txt, 5 epochs, 2 workers, alternating): 36.6-43.8 s of training
+# against 43.8-54.4, analogy within the runs' spread (docs/performance.md, "Two workers").
 _HOT_ROWS = 1024
-_FLUSH_PAIRS = 8192
+_FLUSH_PAIRS = 32768
 _KERNELS_BYTES = 80 << 20
 _PREFETCH_PAIRS = 8  # rows of the next batch prefetched (a window batch has ~4)
 # A worker done with its epochs takes over part of another's span while that one has at least this
