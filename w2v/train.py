@@ -42,8 +42,8 @@ _JOB_WORDS = 50_000
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
 # A flush writes all the hot rows (6,400 cache lines at D = 100), which the other worker then
 # reads back from this core's cache: every 8,192 pairs, ~0.8 lines a pair each way; every 32,768,
-# a quarter of that. Measured (big.txt, 5 epochs, 2 workers, alternating): 36.6-43.8 s of training
-# against 43.8-54.4, analogy within the runs' spread (docs/performance.md, "Two workers").
+# a quarter of that. Measured (big.txt, 5 epochs, 2 workers, alternating): 36.6-44.2 s of training
+# against 37.0-58.2 (medians 40.8 and 50.0), analogy within the runs' spread (docs/performance.md, "Two workers").
 _HOT_ROWS = 1024
 _FLUSH_PAIRS = 32768
 _KERNELS_BYTES = 80 << 20
