@@ -108,6 +108,37 @@ def test_tokenizer_ready_waits_for_the_childs_line_and_not_for_a_child_that_ends
     assert not compile_ahead.tokenizer_ready(None)
 
 
+def test_compile_ahead_waits_for_both_children_and_stop_ends_both(tmp_path):
+    """``wait`` is True only when both children filled the cache, says which one failed and why in
+    one line, and removes their temporary directory; ``stop`` ends both."""
+    import subprocess
+    import sys
+
+    from w2v import compile_ahead
+
+    def child(code):
+        return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    for tokenizer_rc, training_rc in [(0, 0), (0, 3), (3, 0)]:
+        tmp = tmp_path / f"t{tokenizer_rc}{training_rc}"
+        tmp.mkdir()
+        said = []
+        ahead = compile_ahead.Children(child(f"import sys; sys.stderr.write('tok'); sys.exit({tokenizer_rc})"),
+                                       child(f"import sys; sys.stderr.write('train'); sys.exit({training_rc})"),
+                                       str(tmp))
+        assert compile_ahead.wait(ahead, said.append) == (tokenizer_rc == training_rc == 0)
+        assert len(said) == 1 and not tmp.exists()
+        if tokenizer_rc:
+            assert "failed" in said[0] and "tokenizer: tok" in said[0] and "training" not in said[0]
+        elif training_rc:
+            assert "failed" in said[0] and "training: train" in said[0] and "tokenizer" not in said[0]
+        else:
+            assert said[0].startswith("kernels compiled ahead")
+    both = compile_ahead.Children(child("import time; time.sleep(60)"), child("import time; time.sleep(60)"))
+    compile_ahead.stop(both)
+    assert both.tokenizer.poll() is not None and both.training.poll() is not None
+
+
 @pytest.mark.slow
 def test_a_first_run_compiles_nothing_in_the_training_process(planted_corpus, tmp_path):
     """An empty Numba cache: the tokenizer's kernels and the training kernels are compiled by
