@@ -148,28 +148,35 @@ def wait(ahead: Children | None, log=lambda msg: None, timeout: float = 600.0) -
     return True
 
 
+_TINY_WORDS = 40
+
+
+def _tiny_sentences() -> list[list[int]]:
+    """60 sentences of 12 ids in [0, 40), each id 17 to 19 times."""
+    return [[(7 * n + 3 * k) % _TINY_WORDS for k in range(12)] for n in range(60)]
+
+
 def _tiny_corpus(path: Path) -> None:
-    words = [f"w{i}" for i in range(40)]
-    lines = [" ".join(words[(7 * n + 3 * k) % len(words)] for k in range(12)) for n in range(60)]
+    lines = [" ".join(f"w{i}" for i in sentence) for sentence in _tiny_sentences()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _tiny_dataset(tmp: Path, corpus_cache: bool):
-    """An encoded corpus of 40 words made without the tokenizer, its ids of the parent's type: a
-    read-only memory map when a corpus cache is used (``dataset._load_cached``), else an array."""
+    """``_tiny_corpus`` encoded without the tokenizer, its ids of the parent's type: a read-only
+    memory map when a corpus cache is used (``dataset._load_cached``), else an array."""
     import numpy as np
 
     from .dataset import SENTENCE_END, Dataset
     from .vocab import Vocab
 
-    counts = np.arange(200, 160, -1, dtype=np.int64)
-    ids = np.array([(7 * n + 3 * k) % 40 if k < 12 else SENTENCE_END for n in range(60) for k in range(13)],
-                   dtype=np.int32)
+    ids = np.array([i for sentence in _tiny_sentences() for i in [*sentence, SENTENCE_END]], dtype=np.int32)
+    # the ids' own counts, sorted as a vocabulary's are (the kernels' types are what matters here)
+    counts = np.sort(np.bincount(ids[ids >= 0], minlength=_TINY_WORDS))[::-1]
     if corpus_cache:
         ids.tofile(tmp / "ids.int32")
         ids = np.memmap(tmp / "ids.int32", dtype=np.int32, mode="r")
-    vocab = Vocab([f"w{i}" for i in range(40)], counts)
-    return Dataset(vocab, ids, int((ids >= 0).sum()), {"tokens": int((ids >= 0).sum())})
+    vocab = Vocab([f"w{i}" for i in range(_TINY_WORDS)], counts)
+    return Dataset(vocab, ids, int(counts.sum()), {"tokens": int(counts.sum())})
 
 
 def main(argv: list[str]) -> None:
@@ -182,6 +189,8 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="w2v-compile-") as tmp:
         tmp = Path(tmp)
         if argv[1] == "tokenizer":
+            import numpy as np
+
             from .dataset import prepare
             from .io import write_word2vec_text
 
@@ -190,8 +199,6 @@ def main(argv: list[str]) -> None:
             # two threads: two shares, so their merge is compiled too
             dataset = prepare([corpus], Config(**settings, min_count=1, workers=2, cache_dir=""))
             os.write(sys.stdout.fileno(), _TOKENIZER_READY)  # unbuffered: the parent waits for it
-            import numpy as np
-
             vectors = np.linspace(-1, 1, 8 * len(dataset.vocab), dtype=np.float32).reshape(len(dataset.vocab), 8)
             write_word2vec_text(tmp / "vectors.txt", dataset.vocab.words, vectors)  # its number kernel
             return
