@@ -12,7 +12,8 @@ types the parent's will have, so Numba writes them to its cache (keyed by w2v's 
   compiling them too), then writes a tiny vectors.txt (the number formatter);
 - the training child trains on a tiny encoded corpus made without the tokenizer (its ids memory-
   mapped read-only when a corpus cache is used, as the parent's are), so it starts compiling at
-  once instead of after the tokenizer: one child after the other left a core idle for seconds.
+  once instead of after the tokenizer (one child doing both in turn started training 4 s later on
+  big.txt: docs/performance.md, "First runs").
 
 ``wait`` joins both before the parent's first training kernel call, which then loads the kernels
 from the cache. With a warm cache no child is started. Nothing here is needed for correctness: if

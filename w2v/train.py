@@ -40,10 +40,11 @@ _JOB_WORDS = 50_000
 # With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
 # applies them every _FLUSH_PAIRS pairs and at the end of every job (see nce.nce_sgd_step):
 # measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
-# A flush writes all the hot rows (6,400 cache lines at D = 100), which the other worker then
-# reads back from this core's cache: every 8,192 pairs, ~0.8 lines a pair each way; every 32,768,
-# a quarter of that. Measured (big.txt, 5 epochs, 2 workers, alternating): 36.6-44.2 s of training
-# against 37.0-58.2 (medians 40.8 and 50.0), analogy within the runs' spread (docs/performance.md, "Two workers").
+# A flush writes all the hot rows (1,024 x 400 bytes: 6,400 cache lines at D = 100) into lines the
+# other worker reads: every 8,192 pairs that is ~0.8 lines a pair, every 32,768 a quarter of it.
+# Measured (big.txt, 5 epochs, 2 workers, alternating): 36.6-44.2 s of training against 37.0-58.2
+# (medians 40.8 and 50.0), analogy within the runs' spread (docs/performance.md, "Two workers on
+# this host").
 _HOT_ROWS = 1024
 _FLUSH_PAIRS = 32768
 _KERNELS_BYTES = 80 << 20
