@@ -64,3 +64,21 @@ def test_a_directory_the_user_chose_is_not_pruned(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert beside.exists() and chosen.exists()
+
+
+def test_children_import_the_parents_w2v_not_the_working_directorys(tmp_path):
+    """Numba keys a cached kernel by its source file's path: a child that imported w2v from
+    elsewhere (``python -m`` puts the working directory first; there a checkout, or this one
+    through a symlink) would compile kernels the parent never finds, or run other code."""
+    import w2v
+    from w2v.kernel_cache import child_command
+
+    (tmp_path / "w2v").mkdir()
+    (tmp_path / "w2v" / "__init__.py").write_text("raise SystemExit('the w2v in the working directory')\n")
+    (tmp_path / "probe.py").write_text("import sys\nimport w2v\nprint(w2v.__file__, sys.argv[1:])\n")
+    plain = subprocess.run([sys.executable, "-m", "probe"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "the w2v in the working directory" in plain.stderr  # what the child must not do
+    child = subprocess.run(child_command("probe", "a b", "--x"), cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == f"{w2v.__file__} ['a b', '--x']"

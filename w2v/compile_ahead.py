@@ -38,6 +38,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .kernel_cache import child_command
+
 _TOKENIZER_READY = b"tokenizer compiled\n"  # the child's line once the tokenizer's kernels are cached
 _PARTS = ("tokenizer", "training")
 
@@ -81,7 +83,7 @@ def start(cfg) -> Children | None:
     procs = []
     for part in _PARTS:
         try:
-            procs.append(subprocess.Popen([sys.executable, "-m", "w2v.compile_ahead", json.dumps(settings), part],
+            procs.append(subprocess.Popen(child_command("w2v.compile_ahead", json.dumps(settings), part),
                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           env={**os.environ, "TMPDIR": tmp}))
         except OSError:

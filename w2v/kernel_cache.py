@@ -8,7 +8,9 @@ the sources too), importing w2v points Numba's cache at
 ``$XDG_CACHE_HOME/w2v/numba/<version>-<hash of w2v/*.py>`` (``~/.cache`` without XDG_CACHE_HOME),
 or a directory under the system's temporary directory when that is not writable. The environment
 variable is set too, so child processes (the compile-ahead process, Ray workers on this machine)
-share it. No Numba import here: importing w2v stays cheap.
+share it. Within it Numba keys each kernel by its source file's path, so w2v's own children start
+through ``child_command``: they import w2v from the path this process did. No Numba import here:
+importing w2v stays cheap.
 
 Nothing is created on import (``w2v --help`` and ``--version`` leave no trace): each module that
 defines kernels calls ``claim()`` when it is imported, which creates the directory, holds a shared
@@ -40,6 +42,19 @@ def source_key() -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
+
+
+def child_command(module: str, *args: str) -> list[str]:
+    """The command line of a child process that runs w2v's ``module`` as ``python -m`` would, with
+    ``args``, importing w2v from where this process did. ``python -m`` puts the working directory
+    first on the child's path: a checkout there (beside an installed w2v), or a path reached
+    through a symlink (``getcwd`` resolves it), would give the child other source paths: kernels
+    it compiles that the parent never finds in the cache (measured: a first run compiled its
+    training kernels itself), or other code altogether."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # not resolved: as imported
+    run = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); module = sys.argv[2]; del sys.argv[1:3]; "
+           "runpy.run_module(module, run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", run, root, module, *args]
 
 
 def default_cache_dir(version: str) -> Path:

@@ -28,6 +28,7 @@ from .dataset import Dataset, cached_entry
 from .dataset import prepare as prepare_here
 from .errors import ResourceError
 from .io import OutputError
+from .kernel_cache import child_command
 
 # the errors a user must fix, carried from the child by name
 _ERRORS = {cls.__name__: cls for cls in (CorpusError, ConfigError, ResourceError, OutputError)}
@@ -71,7 +72,7 @@ def _run_child(files: list[str], cfg: Config, log) -> str | None:
     request = json.dumps({"files": files, "config": cfg.to_dict(), "parent": os.getpid()})
     try:
         with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty stderr cannot block the child
-            proc = subprocess.Popen([sys.executable, "-m", "w2v.prepare_child"], stdin=subprocess.PIPE,
+            proc = subprocess.Popen(child_command("w2v.prepare_child"), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=err)
             result = _follow(proc, request, log)
             err.seek(0)
