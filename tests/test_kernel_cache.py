@@ -66,7 +66,7 @@ def test_a_directory_the_user_chose_is_not_pruned(tmp_path):
     assert beside.exists() and chosen.exists()
 
 
-def test_children_import_the_parents_w2v_not_the_working_directorys(tmp_path):
+def test_children_import_the_parents_w2v_not_the_one_in_the_working_directory(tmp_path):
     """Numba keys a cached kernel by its source file's path: a child that imported w2v from
     elsewhere (``python -m`` puts the working directory first; there a checkout, or this one
     through a symlink) would compile kernels the parent never finds, or run other code."""
