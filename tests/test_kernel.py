@@ -4,21 +4,28 @@ import numpy as np
 import pytest
 from conftest import TF_NCE, load_npz
 
-from w2v.nce import Params, flush_hot_rows, nce_sgd_step, sgd_step_reference, step_scratch
+from w2v.nce import Params, nce_sgd_step, sgd_step_reference, step_scratch, sync_hot_rows
 from w2v.sampler import expected_count
 
 
 def run_kernel(emb_in, emb_out, bias, inputs, labels, sampled, true_ec, sampled_ec, lr, rah, hot=0):
-    """One step; with ``hot`` rows buffered thread-locally, then flushed (the multi-worker path)."""
+    """One step; with ``hot`` rows stepped in a thread-local copy, then synced (the multi-worker path)."""
     b, s, d = len(inputs), len(sampled), emb_in.shape[1]
     params = Params(emb_in, emb_out, bias)
     sc = step_scratch(b, s, d, hot)
+    hot_arrays = (sc.hot_out, sc.hot_bias, sc.hot_base, sc.hot_bias_base)
+    if hot:
+        sync_hot_rows(params, *hot_arrays, False)
+        before = emb_out[:hot].copy(), bias[:hot].copy()
     loss = nce_sgd_step(params, np.asarray(inputs, np.int32), np.asarray(labels, np.int32), 0, b,
                         np.asarray(sampled, np.int64), np.log(np.float64(sampled_ec)), np.log(np.float64(true_ec)),
                         lr, rah, sc)
     if hot:
-        assert np.abs(sc.hot_out).sum() > 0  # the hot rows' steps were held back...
-        flush_hot_rows(params, sc.hot_out, sc.hot_bias)  # ...until the flush
+        # the hot rows' steps went to the copy, not the shared rows...
+        assert np.array_equal(emb_out[:hot], before[0]) and np.array_equal(bias[:hot], before[1])
+        assert not np.array_equal(sc.hot_out, sc.hot_base)
+        sync_hot_rows(params, *hot_arrays, True)  # ...until the sync
+        np.testing.assert_array_equal(sc.hot_out, emb_out[:hot])  # which refreshed the copy
     return loss
 
 
@@ -169,3 +176,35 @@ def test_numba_cache_is_keyed_by_the_package_sources(tmp_path):
         fh.write("\n# edited\n")
     assert cache_dir() not in ("", first)
     assert cache_dir(NUMBA_CACHE_DIR=str(tmp_path / "mine")) == str(tmp_path / "mine")
+
+
+def test_hot_row_syncs_add_every_threads_changes_and_keep_the_shared_rows_changes():
+    """Two threads' copies of the hot rows, each stepped, then synced one after the other: the shared
+    rows end with both threads' changes and any made to them meanwhile (a resume, a Ray sync), and
+    each copy is refreshed with everything pushed before its sync."""
+    rng = np.random.default_rng(0)
+    v, d, hot = 12, 7, 4
+    emb_out = rng.normal(size=(v, d)).astype(np.float32)
+    bias = rng.normal(size=v).astype(np.float32)
+    params = Params(np.zeros((v, d), np.float32), emb_out, bias)
+    start_rows, start_bias = emb_out.copy(), bias.copy()
+    scratches = [step_scratch(1, 1, d, hot) for _ in range(2)]
+    arrays = [(sc.hot_out, sc.hot_bias, sc.hot_base, sc.hot_bias_base) for sc in scratches]
+    for a in arrays:
+        sync_hot_rows(params, *a, False)
+        np.testing.assert_array_equal(a[0], start_rows[:hot])
+    changes = [rng.normal(size=(hot, d)).astype(np.float32) for _ in range(2)]
+    bias_changes = [rng.normal(size=hot).astype(np.float32) for _ in range(2)]
+    for a, c, cb in zip(arrays, changes, bias_changes, strict=True):
+        a[0][...] += c
+        a[1][...] += cb
+    outside = np.float32(0.25)
+    emb_out[:hot] += outside  # changed by someone else between the pulls and the pushes
+    sync_hot_rows(params, *arrays[0], True)
+    np.testing.assert_allclose(arrays[0][0], start_rows[:hot] + outside + changes[0], rtol=1e-5, atol=1e-5)
+    sync_hot_rows(params, *arrays[1], True)
+    want = start_rows[:hot] + outside + changes[0] + changes[1]
+    np.testing.assert_allclose(emb_out[:hot], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bias[:hot], start_bias[:hot] + bias_changes[0] + bias_changes[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(arrays[1][0], emb_out[:hot])
+    np.testing.assert_array_equal(emb_out[hot:], start_rows[hot:])  # rows past the hot ones untouched

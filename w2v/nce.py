@@ -197,9 +197,11 @@ def _coef_width(num_sampled: int) -> int:
 #   go to emb_in as they are computed); coef [B+1, 6k >= S+1] float32: d loss / d logit (padding
 #   stays 0);
 #   group_start [B+1]: the runs of equal labels;
-#   hot_out [H, D] / hot_bias [H]: pending steps of output rows 0..H-1 (see ``flush_hot_rows``).
+#   hot_out [H, D] / hot_bias [H]: this thread's copy of output rows 0..H-1 and their biases, which
+#     its steps read and write instead of the shared rows; hot_base / hot_bias_base: the copy as it
+#     was at the last sync (see ``sync_hot_rows``).
 StepScratch = namedtuple("StepScratch", [
-    "xin", "block", "block_bias", "delta", "coef", "group_start", "hot_out", "hot_bias"])
+    "xin", "block", "block_bias", "delta", "coef", "group_start", "hot_out", "hot_bias", "hot_base", "hot_bias_base"])
 
 
 def _step_scratch_layout(max_rows: int, num_sampled: int, dim: int, hot_rows: int) -> list:
@@ -207,12 +209,13 @@ def _step_scratch_layout(max_rows: int, num_sampled: int, dim: int, hot_rows: in
     cols, p = num_sampled + max_rows + 2, padded_dim(dim)
     return [((max_rows + 1, p), np.float32), ((cols, p), np.float32), (cols, np.float64), ((cols, p), np.float32),
             ((max_rows + 1, _coef_width(num_sampled)), np.float32),
-            (max_rows + 1, np.int64), ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
+            (max_rows + 1, np.int64), ((hot_rows, dim), np.float32), (hot_rows, np.float32),
+            ((hot_rows, dim), np.float32), (hot_rows, np.float32)]
 
 
 def step_scratch(max_rows: int, num_sampled: int, dim: int, hot_rows: int = 0) -> StepScratch:
     # zeros: the padding and the trash rows of xin and block must stay 0 (the step writes only the
-    # first dim floats of a row and never their trash rows); the hot-row deltas are added to the shared rows
+    # first dim floats of a row and never their trash rows); the hot rows are filled by sync_hot_rows
     return StepScratch(*(np.zeros(shape, dtype) for shape, dtype in
                          _step_scratch_layout(max_rows, num_sampled, dim, hot_rows)))
 
@@ -223,15 +226,22 @@ def step_scratch_bytes(max_rows: int, num_sampled: int, dim: int, hot_rows: int 
 
 
 @njit(cache=True, nogil=True)
-def flush_hot_rows(params, hot_out, hot_bias):
-    """Apply a thread's pending deltas of the hot output rows to the shared parameters."""
+def sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, push):
+    """With ``push``, add what this thread's steps changed in its copy of the hot output rows since
+    the last sync (copy - base) to the shared rows; then copy the shared rows, the other threads'
+    pushed changes in them, into the copy and the base. Adding (not overwriting) keeps the changes
+    other threads made to the shared rows meanwhile."""
     emb_out, bias = params.emb_out, params.bias
     for k in range(hot_out.shape[0]):
-        bias[k] += hot_bias[k]
-        hot_bias[k] = 0.0
+        if push:
+            bias[k] += hot_bias[k] - hot_bias_base[k]
+        hot_bias[k] = hot_bias_base[k] = bias[k]
         for d in range(hot_out.shape[1]):
-            emb_out[k, d] += hot_out[k, d]
-            hot_out[k, d] = 0.0
+            if push:
+                emb_out[k, d] += hot_out[k, d] - hot_base[k, d]
+            value = emb_out[k, d]
+            hot_out[k, d] = value
+            hot_base[k, d] = value
 
 
 @njit(cache=True, nogil=True)
@@ -271,10 +281,10 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     rows and its label's row, computed 2 rows x 6 columns at a time; the input gradients are
     coef x block in the same blocks, subtracted from the input rows as they are computed (the step
     reads emb_in only in the gather), and the output deltas coef^T x inputs in 4 x 3 blocks, each
-    output row written once at the end. Hot output rows (id < H) go to this thread's
-    ``sc.hot_out``/``hot_bias`` instead of the shared matrix (several workers writing the rows the
-    sampler draws most make the cores fight over their cache lines); reads add the pending delta,
-    so the thread's own view is exact.
+    output row written once at the end. Hot output rows (id < H) are read from and written to this
+    thread's copy ``sc.hot_out``/``hot_bias`` instead of the shared matrix (several workers writing
+    the rows the sampler draws most make the cores fight over their cache lines); ``sync_hot_rows``
+    fills the copy and hands its changes on.
     """
     emb_in, emb_out, bias = params.emb_in, params.emb_out, params.bias
     xin, block, block_bias, delta, coef = sc.xin, sc.block, sc.block_bias, sc.delta, sc.coef
@@ -302,14 +312,12 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     group_start[n_groups] = stop - start
     for j in range(n_sampled + n_groups):
         k = sampled[j] if j < n_sampled else labels[start + group_start[j - n_sampled]]
-        if k < n_hot:
-            for d in range(dim):
-                block[j, d] = emb_out[k, d] + hot_out[k, d]
-            block_bias[j] = bias[k] + hot_bias[k]
-        else:
-            for d in range(dim):
-                block[j, d] = emb_out[k, d]
-            block_bias[j] = bias[k]
+        # a choice of array, not a branch around two loops: whether an id is hot is a coin flip the
+        # branch predictor keeps losing
+        rows, biases = (hot_out, hot_bias) if k < n_hot else (emb_out, bias)
+        for d in range(dim):
+            block[j, d] = rows[k, d]
+        block_bias[j] = biases[k]
         if j > n_sampled:  # a later run's label: its rows add to a zero delta (see below)
             for d in range(pdim):
                 delta[j, d] = 0.0
@@ -426,7 +434,7 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
                         delta[j0, d] += c00 * x0 + c10 * x1 + c20 * x2 + c30 * x3
                         delta[j1, d] += c01 * x0 + c11 * x1 + c21 * x2 + c31 * x3
                         delta[j2, d] += c02 * x0 + c12 * x1 + c22 * x2 + c32 * x3
-    # 3. Scatter: every output row and bias once (a hot row to this thread's pending delta)
+    # 3. Scatter: every output row and bias once (a hot row to this thread's copy)
     for j in range(n_sampled + n_groups):
         if j < n_sampled:
             k = sampled[j]
@@ -439,12 +447,8 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
             db = 0.0
             for r in range(group_start[g], group_start[g + 1]):
                 db += coef[r, n_sampled]
-        if k < n_hot:
-            hot_bias[k] -= np.float32(lr * db)
-            for d in range(dim):
-                hot_out[k, d] -= lr32 * delta[j, d]
-        else:
-            bias[k] -= np.float32(lr * db)
-            for d in range(dim):
-                emb_out[k, d] -= lr32 * delta[j, d]
+        rows, biases = (hot_out, hot_bias) if k < n_hot else (emb_out, bias)
+        biases[k] -= np.float32(lr * db)
+        for d in range(dim):
+            rows[k, d] -= lr32 * delta[j, d]
     return loss

@@ -27,7 +27,7 @@ from .dataset import Dataset, check_dataset, drop_pages
 from .errors import ResourceError, TrainingError
 from .kernel_cache import claim
 from .loop import Interrupted, Progress, TrainingLoop  # noqa: F401  (Interrupted: w2v.train's API)
-from .nce import Params, flush_hot_rows, nce_sgd_step, step_scratch, step_scratch_bytes
+from .nce import Params, nce_sgd_step, step_scratch, step_scratch_bytes, sync_hot_rows
 from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor, next_batch, pair_stream, worker_spans
 from .prefetch import prefetch_row
 from .rng import NEGATIVES, PAIRS, make_state
@@ -86,11 +86,15 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
     table, log_p, log1m_p = sampler.table, sampler.log_p, sampler.log1m_p
     num_sampled, log_num_sampled = sampler.num_sampled, sampler.log_num_sampled
     unique, remove_hits = sampler.unique, sampler.remove_hits
-    n_hot = scratch.hot_out.shape[0]
+    hot_out, hot_bias = scratch.hot_out, scratch.hot_bias
+    hot_base, hot_bias_base = scratch.hot_base, scratch.hot_bias_base
+    n_hot = hot_out.shape[0]
     emb_in, emb_out = params.emb_in, params.emb_out
     words = 0
     since_flush = 0
     lr = learning_rate(schedule.alpha, schedule.min_alpha, schedule.words_before, schedule.total_words)
+    if n_hot:  # the copy of the hot rows from the shared ones (changed since by the others, by a resume)
+        sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, False)
     while True:
         if words >= word_budget and cursor[NEXT] >= cursor[N_PAIRS]:
             break
@@ -124,7 +128,7 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
         if n_hot:
             since_flush += b1 - b0
             if since_flush >= _FLUSH_PAIRS:
-                flush_hot_rows(params, scratch.hot_out, scratch.hot_bias)
+                sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, True)
                 since_flush = 0
         base = np.int64(totals[1])
         for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
@@ -132,7 +136,8 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
             trace[base + r - b0, 1] = contexts[r]
         totals[1] += b1 - b0
         totals[3] += 1
-    flush_hot_rows(params, scratch.hot_out, scratch.hot_bias)
+    if n_hot:
+        sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, True)
     totals[0] += words
     return b0 == b1
 
