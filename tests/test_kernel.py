@@ -15,7 +15,7 @@ def run_kernel(emb_in, emb_out, bias, inputs, labels, sampled, true_ec, sampled_
     sc = step_scratch(b, s, d, hot)
     hot_arrays = (sc.hot_out, sc.hot_bias, sc.hot_base, sc.hot_bias_base)
     if hot:
-        sync_hot_rows(params, *hot_arrays, False)
+        sync_hot_rows(params, *hot_arrays, hot, False)
         before = emb_out[:hot].copy(), bias[:hot].copy()
     loss = nce_sgd_step(params, np.asarray(inputs, np.int32), np.asarray(labels, np.int32), 0, b,
                         np.asarray(sampled, np.int64), np.log(np.float64(sampled_ec)), np.log(np.float64(true_ec)),
@@ -24,7 +24,7 @@ def run_kernel(emb_in, emb_out, bias, inputs, labels, sampled, true_ec, sampled_
         # the hot rows' steps went to the copy, not the shared rows...
         assert np.array_equal(emb_out[:hot], before[0]) and np.array_equal(bias[:hot], before[1])
         assert not np.array_equal(sc.hot_out, sc.hot_base)
-        sync_hot_rows(params, *hot_arrays, True)  # ...until the sync
+        sync_hot_rows(params, *hot_arrays, hot, True)  # ...until the sync
         np.testing.assert_array_equal(sc.hot_out, emb_out[:hot])  # which refreshed the copy
     return loss
 
@@ -191,7 +191,7 @@ def test_hot_row_syncs_add_every_threads_changes_and_keep_the_shared_rows_change
     scratches = [step_scratch(1, 1, d, hot) for _ in range(2)]
     arrays = [(sc.hot_out, sc.hot_bias, sc.hot_base, sc.hot_bias_base) for sc in scratches]
     for a in arrays:
-        sync_hot_rows(params, *a, False)
+        sync_hot_rows(params, *a, hot, False)
         np.testing.assert_array_equal(a[0], start_rows[:hot])
     changes = [rng.normal(size=(hot, d)).astype(np.float32) for _ in range(2)]
     bias_changes = [rng.normal(size=hot).astype(np.float32) for _ in range(2)]
@@ -200,9 +200,9 @@ def test_hot_row_syncs_add_every_threads_changes_and_keep_the_shared_rows_change
         a[1][...] += cb
     outside = np.float32(0.25)
     emb_out[:hot] += outside  # changed by someone else between the pulls and the pushes
-    sync_hot_rows(params, *arrays[0], True)
+    sync_hot_rows(params, *arrays[0], hot, True)
     np.testing.assert_allclose(arrays[0][0], start_rows[:hot] + outside + changes[0], rtol=1e-5, atol=1e-5)
-    sync_hot_rows(params, *arrays[1], True)
+    sync_hot_rows(params, *arrays[1], hot, True)
     want = start_rows[:hot] + outside + changes[0] + changes[1]
     np.testing.assert_allclose(emb_out[:hot], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(bias[:hot], start_bias[:hot] + bias_changes[0] + bias_changes[1], rtol=1e-5, atol=1e-5)

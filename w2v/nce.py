@@ -226,19 +226,22 @@ def step_scratch_bytes(max_rows: int, num_sampled: int, dim: int, hot_rows: int 
 
 
 @njit(cache=True, nogil=True)
-def sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, push):
-    """With ``push``, add what this thread's steps changed in its copy of the hot output rows since
-    the last sync (copy - base) to the shared rows; then copy the shared rows, the other threads'
-    pushed changes in them, into the copy and the base. Adding (not overwriting) keeps the changes
-    other threads made to the shared rows meanwhile."""
+def sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, n_rows, push):
+    """Hot rows 0..n_rows-1: with ``push``, add what this thread's steps changed in its copy since
+    the last sync (copy - base) to the shared rows; then copy the shared rows, with the other
+    threads' pushed changes, into the copy and the base. Adding (not overwriting) keeps what other
+    threads wrote meanwhile; every row is pushed before any is read back, so two threads syncing at
+    the same moment (equal speeds keep them in step) each read the other's push."""
     emb_out, bias = params.emb_out, params.bias
-    for k in range(hot_out.shape[0]):
-        if push:
+    n_hot, dim = min(n_rows, hot_out.shape[0]), hot_out.shape[1]
+    if push:
+        for k in range(n_hot):
             bias[k] += hot_bias[k] - hot_bias_base[k]
-        hot_bias[k] = hot_bias_base[k] = bias[k]
-        for d in range(hot_out.shape[1]):
-            if push:
+            for d in range(dim):
                 emb_out[k, d] += hot_out[k, d] - hot_base[k, d]
+    for k in range(n_hot):
+        hot_bias[k] = hot_bias_base[k] = bias[k]
+        for d in range(dim):
             value = emb_out[k, d]
             hot_out[k, d] = value
             hot_base[k, d] = value

@@ -37,16 +37,17 @@ from .schedule import learning_rate
 claim()  # the kernel directory made, held in use and the other versions' pruned
 
 _JOB_WORDS = 50_000
-# With several workers, each buffers its steps of the _HOT_ROWS most frequent output rows and
-# applies them every _FLUSH_PAIRS pairs and at the end of every job (see nce.nce_sgd_step):
-# measured on 4.3M tokens of big.txt, two workers went from 1.5x to 1.8-2.2x the speed of one.
-# A flush writes all the hot rows (1,024 x 400 bytes: 6,400 cache lines at D = 100) into lines the
-# other worker reads: every 8,192 pairs that is ~0.8 lines a pair, every 32,768 a quarter of it.
-# Measured (big.txt, 5 epochs, 2 workers, alternating): 36.6-44.2 s of training against 37.0-58.2
-# (medians 40.8 and 50.0), analogy within the runs' spread (docs/performance.md, "Two workers on
-# this host").
+# With several workers, each steps its own copy of the _HOT_ROWS most frequent output rows (the
+# rows the sampler draws most: shared, the cores would fight over their cache lines) and syncs it
+# with the shared rows every _SYNC_PAIRS pairs: the k-th sync the _SYNC_ROWS * 2^(trailing zero
+# bits of k) most frequent, so the hottest rows every 4,096 pairs, all of them every 32,768, and
+# all at the start and end of every job (see nce.sync_hot_rows). Measured on big.txt (docs/
+# performance.md, "Hot rows"): the sync's staleness shows in the loss (one epoch, 2 workers: all
+# rows every 32,768 pairs 2.3800, every 4,096 2.3717), a sync of all rows every 4,096 pairs cost
+# far more than it saved.
 _HOT_ROWS = 1024
-_FLUSH_PAIRS = 32768
+_SYNC_PAIRS = 4096
+_SYNC_ROWS = 128
 _KERNELS_BYTES = 80 << 20
 _PREFETCH_PAIRS = 8  # rows of the next batch prefetched (a window batch has ~4)
 # A worker done with its epochs takes over part of another's span while that one has at least this
@@ -91,10 +92,11 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
     n_hot = hot_out.shape[0]
     emb_in, emb_out = params.emb_in, params.emb_out
     words = 0
-    since_flush = 0
+    since_sync = 0
     lr = learning_rate(schedule.alpha, schedule.min_alpha, schedule.words_before, schedule.total_words)
+    syncs = 0
     if n_hot:  # the copy of the hot rows from the shared ones (changed since by the others, by a resume)
-        sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, False)
+        sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, n_hot, False)
     while True:
         if words >= word_budget and cursor[NEXT] >= cursor[N_PAIRS]:
             break
@@ -126,10 +128,14 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
         totals[2] += nce_sgd_step(params, inputs, labels, b0, b1, sampled, log_q_sampled, log_q_true, step,
                                   remove_hits, scratch)
         if n_hot:
-            since_flush += b1 - b0
-            if since_flush >= _FLUSH_PAIRS:
-                sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, True)
-                since_flush = 0
+            since_sync += b1 - b0
+            if since_sync >= _SYNC_PAIRS:
+                syncs += 1
+                n_rows, k = _SYNC_ROWS, syncs
+                while k % 2 == 0 and n_rows < n_hot:
+                    n_rows, k = 2 * n_rows, k // 2
+                sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, n_rows, True)
+                since_sync = 0
         base = np.int64(totals[1])
         for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
             trace[base + r - b0, 0] = centres[r]
@@ -137,7 +143,7 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
         totals[1] += b1 - b0
         totals[3] += 1
     if n_hot:
-        sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, True)
+        sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, n_hot, True)
     totals[0] += words
     return b0 == b1
 
