@@ -64,3 +64,21 @@ def test_text_file_round_trips_every_float32(tmp_path):
     write_word2vec_text(tmp_path / "v.txt", words, vectors)
     got_words, got = read_word2vec_text(tmp_path / "v.txt")
     assert list(got_words) == words and np.array_equal(got.view(np.uint32), vectors.view(np.uint32))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_text_written_by_several_threads_is_the_one_threads_bytes(tmp_path, threads):
+    """Blocks formatted at once and written in order: the same bytes as one thread writes, with rows
+    Python formats (NaN, infinity, a magnitude under 1e-8) in the first, a middle and the last block,
+    and more blocks than the threads may hold waiting."""
+    rng = np.random.default_rng(4)
+    n = 9 * 1024 + 17
+    vectors = (rng.standard_normal((n, 11)) * 0.3).astype(np.float32)
+    vectors[3, 2], vectors[4100, 0], vectors[n - 1, 10] = np.nan, 3e-12, -np.inf
+    words = [f"w{i}é" for i in range(n)]
+    write_word2vec_text(tmp_path / "one.txt", words, vectors)
+    write_word2vec_text(tmp_path / "many.txt", words, vectors, threads)
+    one = (tmp_path / "one.txt").read_bytes()
+    assert (tmp_path / "many.txt").read_bytes() == one
+    lines = one.decode().splitlines()
+    assert len(lines) == n + 1 and lines[3 + 1].split()[2 + 1] == "nan" and lines[-1].split()[-1] == "-inf"

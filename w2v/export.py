@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,19 +14,23 @@ FORMATS = ("text", "binary", "npy", "projector")
 VECTOR_FILES = {"text": "vectors.txt", "binary": "vectors.bin", "npy": "vectors.npy", "projector": "vectors.tsv"}
 
 
-def write_vectors(out: Path, words: Sequence[str], counts, vectors: np.ndarray, fmt: str) -> Path:
-    """Write vectors in ``fmt`` into directory ``out`` (the file name of a run); returns the main file."""
+def write_vectors(out: Path, words: Sequence[str], counts, vectors: np.ndarray, fmt: str, threads: int = 1) -> Path:
+    """Write vectors in ``fmt`` into directory ``out`` (the file name of a run); returns the main file.
+    ``threads``: how many format text at once."""
     out = Path(out)
     target = out / VECTOR_FILES[fmt]
     if fmt in ("text", "binary"):
-        write_file(target, words, vectors, fmt)
+        write_file(target, words, vectors, fmt, threads)
     else:
         write_directory(out, words, counts, vectors, fmt)
     return target
 
 
-def write_file(path: Path, words, vectors, fmt: str) -> None:
-    (write_word2vec_text if fmt == "text" else write_word2vec_binary)(path, words, vectors)
+def write_file(path: Path, words, vectors, fmt: str, threads: int = 1) -> None:
+    if fmt == "text":
+        write_word2vec_text(path, words, vectors, threads)
+    else:
+        write_word2vec_binary(path, words, vectors)
 
 
 def write_directory(out: Path, words, counts, vectors, fmt: str) -> None:
@@ -96,7 +101,7 @@ def export(source, to: str, out, which: str = "input", limit: int = 0) -> Path:
         counts = counts[:limit] if counts is not None else None
     out = Path(out)
     if to in ("text", "binary"):
-        write_file(out, words, vectors, to)
+        write_file(out, words, vectors, to, os.cpu_count() or 1)
     else:
         try:
             out.mkdir(parents=True, exist_ok=True)

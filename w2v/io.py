@@ -10,7 +10,9 @@ import errno
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,31 +101,53 @@ def atomic_write_text(path, text: str) -> None:
         fh.write(text)
 
 
-def write_word2vec_text(path, words: Sequence[str], vectors: np.ndarray) -> None:
+_TEXT_BLOCK = 1024  # rows formatted at a time
+
+
+def write_word2vec_text(path, words: Sequence[str], vectors: np.ndarray, threads: int = 1) -> None:
     """Header ``V D``, then ``word v1 ... vD`` per row. '%.9g' round-trips every float32; the
     numbers are formatted by a kernel (``textfloat.format_rows``) in blocks of rows, a row it
-    does not handle (NaN, infinities, magnitudes under 1e-8 or over 1e9) by Python."""
+    does not handle (NaN, infinities, magnitudes under 1e-8 or over 1e9) by Python. With
+    ``threads`` > 1, that many blocks are formatted at once (the kernel releases the GIL) and written
+    in order, at most two a thread waiting."""
     vectors = np.asarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
     words = Words.of(words)
+    blocks = range(0, n, _TEXT_BLOCK)
     with atomic_open(path, "wb") as fh:
         fh.write(f"{n} {dim}\n".encode())
-        step = 1024
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            first, last = int(words.offsets[lo]), int(words.offsets[hi])
-            # fresh, writable arrays: one signature for the kernel, whatever the caller holds
-            utf8, offsets = np.array(words.utf8[first:last]), words.offsets[lo:hi + 1] - first
-            bits = np.array(vectors[lo:hi], dtype=np.float32).view(np.uint32)
-            out = np.empty(last - first + (hi - lo) * max_row_bytes(0, dim), np.uint8)  # the words + numbers
-            done = 0
-            while done < hi - lo:
-                nbytes, rows = format_rows(bits[done:], utf8, offsets[done:], 0, out)
-                fh.write(out[:nbytes].data)
-                done += rows
-                if done < hi - lo:
-                    fh.write(row_text(words[lo + done], vectors[lo + done]).encode("utf-8"))
-                    done += 1
+        if threads <= 1 or n <= _TEXT_BLOCK:
+            for lo in blocks:
+                fh.writelines(_text_block(words, vectors, lo))
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            pending = deque()
+            for lo in blocks:
+                pending.append(pool.submit(_text_block, words, vectors, lo))
+                if len(pending) > 2 * threads:
+                    fh.writelines(pending.popleft().result())
+            while pending:
+                fh.writelines(pending.popleft().result())
+
+
+def _text_block(words: Words, vectors: np.ndarray, lo: int) -> list:
+    """The text of rows lo .. lo + _TEXT_BLOCK - 1 (fewer at the end), in pieces to write in order."""
+    hi = min(len(vectors), lo + _TEXT_BLOCK)
+    first, last = int(words.offsets[lo]), int(words.offsets[hi])
+    # fresh, writable arrays: one signature for the kernel, whatever the caller holds
+    utf8, offsets = np.array(words.utf8[first:last]), words.offsets[lo:hi + 1] - first
+    bits = np.array(vectors[lo:hi], dtype=np.float32).view(np.uint32)
+    out = np.empty(last - first + (hi - lo) * max_row_bytes(0, vectors.shape[1]), np.uint8)  # the words + numbers
+    pieces, done, pos = [], 0, 0
+    while done < hi - lo:
+        nbytes, rows = format_rows(bits[done:], utf8, offsets[done:], 0, out[pos:])
+        pieces.append(out[pos:pos + nbytes].data)
+        pos += nbytes
+        done += rows
+        if done < hi - lo:
+            pieces.append(row_text(words[lo + done], vectors[lo + done]).encode("utf-8"))
+            done += 1
+    return pieces
 
 
 def write_word2vec_binary(path, words: Sequence[str], vectors: np.ndarray) -> None:

@@ -274,11 +274,12 @@ class Run:
         """vocab.txt, the vectors, then config.yaml: should the vectors fail, the config still
         describes the files that are there (a resumed run's new epochs are not claimed)."""
         model.vocab_save(self.out / "vocab.txt")
+        threads = self.cfg.resolved_workers()  # the training's threads are free now: text in blocks on each
         if partial:
             path = self.out / PARTIAL
-            write_word2vec_text(path, model.words, model.emb_in)
+            write_word2vec_text(path, model.words, model.emb_in, threads)
         else:
-            path = write_vectors(self.out, model.words, model.counts, model.emb_in, self.cfg.format)
+            path = write_vectors(self.out, model.words, model.counts, model.emb_in, self.cfg.format, threads)
             (self.out / PARTIAL).unlink(missing_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
         return path
