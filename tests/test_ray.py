@@ -149,6 +149,8 @@ def test_sync_schedule_moves_frequent_rows_every_time_and_all_rows_now_and_then(
     assert [sync_rows(k, 1024, 5000) for k in range(1, 9)] == [1024, 2048, 1024, 4096, 1024, 2048, 1024, 5000]
     assert max(sync_rows(k, 10, 100) for k in range(1, 17)) == 100
     assert all(sync_rows(k, 7, 3) == 3 for k in range(1, 5))
+    # Ray's syncs call the plain-Python function under the kernel the hot rows' syncs use
+    assert all(sync_rows.py_func(k, 128, 1024) == sync_rows(k, 128, 1024) for k in range(1, 70))
 
 
 def test_ray_options_are_validated():

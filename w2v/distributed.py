@@ -44,6 +44,7 @@ from .dataset import Dataset, counted_vocab, shard_dataset
 from .errors import TrainingError, WorkersLost
 from .kernel_cache import claim
 from .loop import Progress, TrainingLoop
+from .schedule import sync_rows
 from .train import Model, Trainer, init_model, load_progress, memory_needed, progress_arrays, resident_memory
 from .vocab import Vocab, count_ranges, merge_counts
 
@@ -63,11 +64,6 @@ def import_ray():
     except ImportError:
         raise ConfigError("backend ray needs Ray, which is not installed: pip install 'w2v[ray]'") from None
     return ray
-
-
-def sync_rows(k: int, smallest: int, vocab_size: int) -> int:
-    """Rows the k-th sync (k >= 1) moves: the ``smallest * 2**(trailing zero bits of k)`` most frequent."""
-    return min(vocab_size, smallest << ((k & -k).bit_length() - 1))
 
 
 def combine_changes(changes: list[list[np.ndarray]], damped_rows: int) -> list[np.ndarray]:
@@ -518,7 +514,7 @@ class RayTrainer(TrainingLoop):
                 continue
             next_sync = time.perf_counter() + cfg.sync_interval
             self.round += 1
-            rows = sync_rows(self.round, cfg.sync_rows, vocab_size)
+            rows = sync_rows.py_func(self.round, cfg.sync_rows, vocab_size)  # plain Python: no kernel to compile here
             if p.words_done // n_words > full_epoch:  # all rows at least once an epoch
                 rows, full_epoch = vocab_size, p.words_done // n_words
             if self._sync(rows):

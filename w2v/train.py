@@ -32,7 +32,7 @@ from .pairs import N_PAIRS, NEXT, keep_probabilities, max_batch_rows, new_cursor
 from .prefetch import prefetch_row
 from .rng import NEGATIVES, PAIRS, make_state
 from .sampler import draw_log_uniform, floor_table, log_expected_count, log_tables, stamp_size
-from .schedule import learning_rate
+from .schedule import learning_rate, sync_rows
 
 claim()  # the kernel directory made, held in use and the other versions' pruned
 
@@ -133,10 +133,8 @@ def train_span(params, stream, sampler, schedule, neg, scratch, word_budget, tot
             since_sync += b1 - b0
             if since_sync >= _SYNC_PAIRS:
                 syncs += 1
-                n_rows, k = _SYNC_ROWS, syncs
-                while k % 2 == 0 and n_rows < n_hot:
-                    n_rows, k = 2 * n_rows, k // 2
-                sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, n_rows, True)
+                sync_hot_rows(params, hot_out, hot_bias, hot_base, hot_bias_base, sync_rows(syncs, _SYNC_ROWS, n_hot),
+                              True)
                 since_sync = 0
         base = np.int64(totals[1])
         for r in range(b0, min(b1, b0 + trace.shape[0] - base)):
