@@ -315,8 +315,8 @@ def nce_sgd_step(params, inputs, labels, start, stop, sampled, log_q_sampled, lo
     group_start[n_groups] = stop - start
     for j in range(n_sampled + n_groups):
         k = sampled[j] if j < n_sampled else labels[start + group_start[j - n_sampled]]
-        # a choice of array, not a branch around two loops: whether an id is hot is a coin flip the
-        # branch predictor keeps losing
+        # a choice of array, not a branch around two loops: whether an id is hot changes from row to
+        # row (the buffer read with these branches cost ~4 ns a pair more; docs/performance.md)
         rows, biases = (hot_out, hot_bias) if k < n_hot else (emb_out, bias)
         for d in range(dim):
             block[j, d] = rows[k, d]

@@ -41,12 +41,12 @@ _JOB_WORDS = 50_000
 # rows the sampler draws most: shared, the cores would fight over their cache lines) and syncs it
 # with the shared rows every _SYNC_PAIRS pairs: the k-th sync the _SYNC_ROWS * 2^(trailing zero
 # bits of k) most frequent, so the hottest rows every 4,096 pairs, all of them every 32,768, and
-# all at the start and end of every job (see nce.sync_hot_rows). A sync reads and writes six
+# all at the start and end of every job (see nce.sync_hot_rows). A sync reads four and writes three
 # 400-byte rows per hot row at D = 100, the shared one in lines the other worker writes: the rows
 # drawn most often are synced most often. What the other worker did reaches a copy late, and it
-# shows in the loss (big.txt, one epoch, 2 workers: every row every 32,768 pairs 2.3800, these
-# tiers 2.3731-2.3734, the pending-delta buffer before them 2.3732-2.3735; docs/performance.md,
-# "Hot rows: a copy per worker").
+# shows in the loss (big.txt, 2 workers: every row every 16,384 pairs, one epoch 2.3796-2.3800;
+# these tiers 2.3731-2.3734; the pending-delta buffer before them 2.3732-2.3735; docs/
+# performance.md, "Hot rows: a copy per worker").
 _HOT_ROWS = 1024
 _SYNC_PAIRS = 4096
 _SYNC_ROWS = 128
