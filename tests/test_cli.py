@@ -1,3 +1,4 @@
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,52 @@ def test_num_sampled_must_be_below_vocabulary_with_unique_sampling(tmp_path):
     result = CliRunner().invoke(main, ["train", str(corpus), "--output", str(tmp_path / "o"), "--cache-dir", "",
                                        "--num-sampled", "4"])
     assert result.exit_code == 1 and "num_sampled (4) must be below the vocabulary size (4)" in result.output
+
+
+# The `w2v train` process loads its modules and kernels with Python's cyclic collector off, and
+# turns it on (what exists then frozen out of its walks) when training starts (cli.train,
+# loop.collect_from_training); a program calling the CLI in-process keeps its collector as it was.
+_GC_PROBE = """
+import gc, sys
+sys.argv = ["w2v", *sys.argv[1:]]   # the console script's name: this process is the command
+import w2v.loop, w2v.run
+seen = {}
+prepare = w2v.run.prepare
+def probe_prepare(*a, **k):
+    seen["loading"] = gc.isenabled()
+    return prepare(*a, **k)
+w2v.run.prepare = probe_prepare
+runners = w2v.loop.TrainingLoop.run
+def probe_run(self, *a, **k):
+    try:
+        return runners(self, *a, **k)
+    finally:
+        seen["training"], seen["frozen"] = gc.isenabled(), gc.get_freeze_count()
+        print(seen, file=sys.stderr)
+w2v.loop.TrainingLoop.run = probe_run
+from w2v.cli import main
+main()
+"""
+
+
+def test_the_w2v_process_loads_without_the_collector_and_trains_with_it(planted_corpus, tmp_path):
+    path, _ = planted_corpus
+    args = ["train", str(path), "--output", str(tmp_path / "run"), "--epochs", "1", "--dim", "8", "--min-count", "1",
+            "--workers", "1", "--cache-dir", "", "--num-sampled", "4"]
+    done = subprocess.run([sys.executable, "-c", _GC_PROBE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = ast.literal_eval(next(line for line in done.stderr.splitlines() if line.startswith("{")))
+    assert seen["loading"] is False and seen["training"] is True and seen["frozen"] > 10_000, seen
+
+
+def test_the_cli_in_process_leaves_the_callers_collector_alone(planted_corpus, tmp_path):
+    import gc
+
+    path, _ = planted_corpus
+    frozen = gc.get_freeze_count()
+    result = CliRunner().invoke(main, ["train", str(path), "--output", str(tmp_path / "run"), "--epochs", "1",
+                                       "--dim", "8", "--min-count", "1", "--workers", "1", "--cache-dir", "",
+                                       "--num-sampled", "4"])
+    assert result.exit_code == 0, result.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

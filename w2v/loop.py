@@ -10,6 +10,7 @@ checkpoints and stops on a signal consistent.
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import threading
@@ -113,6 +114,7 @@ class Interrupted(Exception):
 
 
 _hold_to_exit = False
+_collect_from_training = False
 
 
 def hold_signals_to_exit() -> None:
@@ -122,6 +124,15 @@ def hold_signals_to_exit() -> None:
     while the run held them)."""
     global _hold_to_exit
     _hold_to_exit = True
+
+
+def collect_from_training() -> None:
+    """For the `w2v train` process, which loads its modules and kernels with Python's cyclic
+    collector off (each full walk over Numba's objects while they load finds nothing to free: two
+    or three of them, ~0.1 s): the collector is turned back on when training starts, with every
+    object alive then (modules, kernels, the vocabulary, all kept to the exit) frozen out of its walks."""
+    global _collect_from_training
+    _collect_from_training = True
 
 
 class StopSignals:
@@ -243,6 +254,9 @@ class TrainingLoop:
                    disable=not show_progress, dynamic_ncols=True, smoothing=0.1)
         threads = self._runners(trace)
         self.n_runners = len(threads)
+        if _collect_from_training and not gc.isenabled():
+            gc.freeze()
+            gc.enable()
         t0 = time.perf_counter()
         last_log = (t0, progress.words_done)
         last_checkpoint = t0
