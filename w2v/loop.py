@@ -128,9 +128,10 @@ def hold_signals_to_exit() -> None:
 
 def collect_from_training() -> None:
     """For the `w2v train` process, which loads its modules and kernels with Python's cyclic
-    collector off (each full walk over Numba's objects while they load finds nothing to free: two
-    or three of them, ~0.1 s): the collector is turned back on when training starts, with every
-    object alive then (modules, kernels, the vocabulary, all kept to the exit) frozen out of its walks."""
+    collector off (two or three full walks over Numba's objects while they load, ~0.1 s, would find
+    next to nothing: 1,156 unreachable of 117,004 at the start of a big.txt run): the collector is
+    turned back on when training starts, with every object there then (modules, kernels, the
+    vocabulary, kept to the exit; those few unreachable ones too) frozen out of its walks."""
     global _collect_from_training
     _collect_from_training = True
 
