@@ -95,10 +95,13 @@ def test_num_sampled_must_be_below_vocabulary_with_unique_sampling(tmp_path):
 
 # The `w2v train` process loads its modules and kernels with Python's cyclic collector off, and
 # turns it on (what exists then frozen out of its walks) when training starts (cli.train,
-# loop.collect_from_training); a program calling the CLI in-process keeps its collector as it was.
+# loop.collect_from_training); at the exit it freezes everything again (cli._Group.main); a program
+# calling the CLI in-process keeps its collector as it was.
 _GC_PROBE = """
-import gc, sys
+import atexit, gc, sys
 sys.argv = ["w2v", *sys.argv[1:]]   # the console script's name: this process is the command
+# registered before the CLI's own exit handler, so it runs after it
+atexit.register(lambda: print("at the exit", gc.get_freeze_count(), file=sys.stderr))
 import w2v.loop, w2v.run
 seen = {}
 prepare = w2v.run.prepare
@@ -128,6 +131,9 @@ def test_the_w2v_process_loads_without_the_collector_and_trains_with_it(planted_
     assert done.returncode == 0, done.stderr
     seen = ast.literal_eval(next(line for line in done.stderr.splitlines() if line.startswith("{")))
     assert seen["loading"] is False and seen["training"] is True and seen["frozen"] > 10_000, seen
+    # what training and the results made is frozen too before the interpreter's last collections
+    at_exit = int(next(line for line in done.stderr.splitlines() if line.startswith("at the exit")).split()[-1])
+    assert at_exit > seen["frozen"], (at_exit, seen)
 
 
 def test_the_cli_in_process_leaves_the_callers_collector_alone(planted_corpus, tmp_path):

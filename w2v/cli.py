@@ -5,6 +5,7 @@ Heavy modules (numpy, numba) are imported inside the commands, so ``w2v --help``
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import signal
@@ -38,28 +39,27 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        if _is_the_process():
+            # at the exit every object dies with the process: frozen (registered first, so it runs
+            # after every other exit handler), the interpreter's last collections do not walk them
+            # (0.1-0.25 s after a run, for the Numba modules and kernels)
+            atexit.register(gc.freeze)
         try:
-            try:
-                if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-                    signal.signal(signal.SIGINT, signal.default_int_handler)  # commands handle their own from here
-                rv = super().main(args, prog_name, complete_var, False, **extra)
-            except click.exceptions.NoArgsIsHelpError as e:  # plain `w2v`: the help, as click prints it
-                click.echo(e.format_message())
-                sys.exit(EXIT_USAGE)
-            except click.UsageError as e:
-                message = " ".join(e.format_message().split()).rstrip(".")
-                where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-                _fail(message + where, EXIT_USAGE)
-            except click.ClickException as e:
-                _fail(" ".join(e.format_message().split()), EXIT_USER)
-            except (click.Abort, KeyboardInterrupt):  # Ctrl-C or end of input outside training (which handles its own)
-                _fail("interrupted", 130)
-            sys.exit(rv if isinstance(rv, int) else 0)
-        finally:
-            if _is_the_process():
-                # every object alive now dies with the process: frozen, the exit's own collection
-                # does not walk them (0.1-0.25 s after a run, for the Numba modules and kernels)
-                gc.freeze()
+            if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # commands handle their own from here
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # plain `w2v`: the help, as click prints it
+            click.echo(e.format_message())
+            sys.exit(EXIT_USAGE)
+        except click.UsageError as e:
+            message = " ".join(e.format_message().split()).rstrip(".")
+            where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            _fail(message + where, EXIT_USAGE)
+        except click.ClickException as e:
+            _fail(" ".join(e.format_message().split()), EXIT_USER)
+        except (click.Abort, KeyboardInterrupt):  # Ctrl-C or end of input outside training (which handles its own)
+            _fail("interrupted", 130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def _is_the_process() -> bool:
