@@ -27,18 +27,11 @@ from pathlib import Path
 
 from bench_step import cpu_model  # scripts/ is on the path when a script of it runs
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def w2v_command() -> list[str]:
-    exe = Path(sys.executable).with_name("w2v")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "w2v.cli"]
-
 
 def run(corpus: str, out: Path, epochs: int, workers: int, extra: list[str]) -> dict:
     """One `w2v train` from start to exit: wall and CPU seconds, and the training seconds it logged."""
-    cmd = [*w2v_command(), "train", corpus, "--epochs", str(epochs), "--workers", str(workers), "--output", str(out),
-           "--overwrite", "--quiet", *extra]
+    cmd = [str(Path(sys.executable).with_name("w2v")), "train", corpus, "--epochs", str(epochs), "--workers",
+           str(workers), "--output", str(out), "--overwrite", "--quiet", *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -122,10 +122,13 @@ main()
 """
 
 
+_TINY_RUN = ["--epochs", "1", "--dim", "8", "--min-count", "1", "--workers", "1", "--cache-dir", "",
+             "--num-sampled", "4"]
+
+
 def test_the_w2v_process_loads_without_the_collector_and_trains_with_it(planted_corpus, tmp_path):
     path, _ = planted_corpus
-    args = ["train", str(path), "--output", str(tmp_path / "run"), "--epochs", "1", "--dim", "8", "--min-count", "1",
-            "--workers", "1", "--cache-dir", "", "--num-sampled", "4"]
+    args = ["train", str(path), "--output", str(tmp_path / "run"), *_TINY_RUN]
     done = subprocess.run([sys.executable, "-c", _GC_PROBE, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
@@ -141,8 +144,6 @@ def test_the_cli_in_process_leaves_the_callers_collector_alone(planted_corpus, t
 
     path, _ = planted_corpus
     frozen = gc.get_freeze_count()
-    result = CliRunner().invoke(main, ["train", str(path), "--output", str(tmp_path / "run"), "--epochs", "1",
-                                       "--dim", "8", "--min-count", "1", "--workers", "1", "--cache-dir", "",
-                                       "--num-sampled", "4"])
+    result = CliRunner().invoke(main, ["train", str(path), "--output", str(tmp_path / "run"), *_TINY_RUN])
     assert result.exit_code == 0, result.output
     assert gc.isenabled() and gc.get_freeze_count() == frozen

@@ -42,7 +42,7 @@ class _Group(click.Group):
         if _is_the_process():
             # at the exit every object dies with the process: frozen (registered first, so it runs
             # after every other exit handler), the interpreter's last collections do not walk them
-            # (0.1-0.25 s after a run, for the Numba modules and kernels)
+            # (they took 0.16-0.27 s after a big.txt run, for the Numba modules and kernels)
             atexit.register(gc.freeze)
         try:
             if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
@@ -205,12 +205,13 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
     """
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     show = False if quiet else None
-    if _is_the_process():
+    the_process = _is_the_process()
+    if the_process:
         gc.disable()  # while the modules and kernels load: on again when training starts (loop.collect_from_training)
     try:  # the imports too: a Ctrl-C while numpy and numba load is "interrupted before training started"
         from .loop import Interrupted, collect_from_training, hold_signals_to_exit
 
-        if _is_the_process():  # from the start of training to the exit, a signal cannot cut the files or the exit
+        if the_process:  # from the start of training to the exit, a signal cannot cut the files or the exit
             hold_signals_to_exit()
             collect_from_training()
         if resume_dir is not None:
@@ -246,7 +247,7 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
         train_run(list(corpus), cfg, output, show_progress=show, log=log, overwrite=overwrite)
     except KeyboardInterrupt:  # before training started: the run directory is not made yet
         said = "interrupted before training started: nothing was written"
-        if _is_the_process():
+        if the_process:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
             click.echo(f"w2v: error: {said}", err=True)
             sys.stdout.flush()
