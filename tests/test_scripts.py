@@ -23,3 +23,14 @@ def test_bench_workers_takes_each_counts_best_wall_and_pairs_rounds_in_order():
     # best walls 70.0 and 38.0 (from different rounds); training alone 66.0 / 36.5; rounds 70/50, 72/38
     assert line == ("5 epochs, 1 -> 2 workers: 1.84x wall (best 70.0 / 38.0 s), 1.81x training alone; "
                     "per round 1.40x, 1.89x")
+
+
+def test_bench_slices_ratios_are_per_round_and_cpu_rates_pool_the_rounds():
+    bench = _script("bench_slices")
+    # (words, wall s, thread CPU s): round 1 alone 1.0M/s, together 1.8M/s; round 2 0.5M/s and 1.0M/s
+    rounds = [{"alone": (1_000_000, 1.0, 1.0), "together": (3_600_000, 2.0, 4.0)},
+              {"alone": (500_000, 1.0, 0.5), "together": (2_000_000, 2.0, 4.0)}]
+    assert bench.summary(rounds, 2) == [
+        "1 -> 2 workers, 2 rounds: mean 1.90x, median 1.90x (rounds 1.80x-2.00x)",
+        # 1.5M words in 1.5 CPU-s alone; 5.6M in 8.0 together
+        "words per CPU-second: alone 1.000M, together 0.700M"]
