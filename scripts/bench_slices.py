@@ -3,9 +3,9 @@
     .venv/bin/python scripts/bench_slices.py CORPUS [--workers 2] [--jobs 20] [--rounds 12] [--private]
 
 Whole runs (bench_workers.py) are minutes apart, and a shared host's speed changes from one minute
-to the next, so their ratio is partly the host's. Here one trainer (big.txt's vocabulary and
-corpus, the default config with --workers threads) trains in rounds: --jobs kernel calls of
-50,000 words on one worker's thread alone (the scratch a one-worker run has: no hot-row copies),
+to the next, so their ratio is partly the host's. Here one trainer (CORPUS, the default config
+with --workers threads) trains in rounds: --jobs kernel calls (a run's jobs: 50,000 words each on
+a big corpus) on one worker's thread alone (the scratch a one-worker run has: no hot-row copies),
 then --jobs calls on every worker's thread at once (the run's own scratch), at a fixed learning
 rate. Each round prints both speeds in words/s of wall clock and their ratio; the summary gives
 the mean and median ratio, and words per CPU-second of each (threads' CPU time: where several
@@ -60,9 +60,8 @@ def main() -> None:
     cfg = Config(workers=args.workers, epochs=1)
     tr = Trainer(prepare([args.corpus], cfg), cfg)
     m = tr.model
-    shared = Params(m.emb_in, m.emb_out, m.bias)
     params = ([Params(m.emb_in.copy(), m.emb_out.copy(), m.bias.copy()) for _ in tr.workers] if args.private
-              else [shared] * len(tr.workers))
+              else [Params(m.emb_in, m.emb_out, m.bias)] * len(tr.workers))
     alone_scratch = _private(step_scratch(max_batch_rows(cfg), cfg.num_sampled, cfg.dim))
     schedule = Schedule(cfg.alpha, cfg.min_alpha, 0, tr.progress.total_words, cfg.reduction == "mean")
     trace = np.zeros((0, 2), np.int32)
