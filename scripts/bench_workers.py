@@ -1,6 +1,7 @@
 """One worker against several: whole `w2v train` runs, wall clock, alternating, best of the rounds.
 
-    .venv/bin/python scripts/bench_workers.py CORPUS [--workers 1 2] [--epochs 5 2] [--rounds 2] [--w2v-arg=...]
+    .venv/bin/python scripts/bench_workers.py CORPUS [--workers 1 2] [--epochs 5 2] [--rounds 2]
+        [--w2v-arg=...] [--gensim]
 
 After one untimed 1-epoch run (the corpus cache and Numba's kernels warm), each round runs every
 worker count once, for each --epochs value, one after the other (so a slow phase of the host hits
@@ -11,6 +12,11 @@ spends, the work runs in parallel and a slower wall clock is a slower host, not 
 The summary gives, per --epochs value, the best wall clock of each worker count and its ratio to
 one worker's best ("1 -> 2 workers: 1.86x"), the same for training seconds alone, and each round's
 ratio. The first lines give the CPU (lscpu's model name, avx512f or not) and the load average.
+
+With --gensim, each round also runs gensim (skip-gram, negative 5, corpus_file mode; w2v's default
+dim, window, min_count and sample) with the same worker counts and epochs, right after w2v's runs:
+a peer's scaling on the same host in the same minutes, which tells what the host allows from what
+w2v's split does. Its training seconds are those of its `train()` call. Needs the test extra.
 """
 
 from __future__ import annotations
@@ -27,11 +33,24 @@ from pathlib import Path
 
 from bench_step import cpu_model  # scripts/ is on the path when a script of it runs
 
+# gensim as bench.py runs it, its build and training timed apart: prints {"train": seconds}.
+_GENSIM = r"""
+import json, sys, time
+from gensim.models import Word2Vec
+corpus, out, workers, epochs = sys.argv[1:5]
+m = Word2Vec(sg=1, negative=5, hs=0, vector_size=100, window=5, min_count=5, sample=1e-3,
+             workers=int(workers), seed=1)
+m.build_vocab(corpus_file=corpus)
+t = time.perf_counter()
+m.train(corpus_file=corpus, total_words=m.corpus_total_words, epochs=int(epochs))
+train = time.perf_counter() - t
+m.wv.save_word2vec_format(out)
+print(json.dumps({"train": train, "words": m.corpus_total_words * int(epochs)}))
+"""
 
-def run(corpus: str, out: Path, epochs: int, workers: int, extra: list[str]) -> dict:
-    """One `w2v train` from start to exit: wall and CPU seconds, and the training seconds it logged."""
-    cmd = [str(Path(sys.executable).with_name("w2v")), "train", corpus, "--epochs", str(epochs), "--workers",
-           str(workers), "--output", str(out), "--overwrite", "--quiet", *extra]
+
+def timed(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Runs a command to its exit -> (the process, wall seconds, CPU seconds: user + system)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -39,10 +58,25 @@ def run(corpus: str, out: Path, epochs: int, workers: int, extra: list[str]) -> 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}")
+    return done, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run(corpus: str, out: Path, epochs: int, workers: int, extra: list[str]) -> dict:
+    """One `w2v train` from start to exit: wall and CPU seconds, and the training seconds it logged."""
+    cmd = [str(Path(sys.executable).with_name("w2v")), "train", corpus, "--epochs", str(epochs), "--workers",
+           str(workers), "--output", str(out), "--overwrite", "--quiet", *extra]
+    _, wall, cpu = timed(cmd)
     last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"epochs": epochs, "workers": workers, "wall": wall, "train": last["seconds"], "words": last["words"],
-            "cpu": cpu}
+    return {"tool": "w2v", "epochs": epochs, "workers": workers, "wall": wall, "train": last["seconds"],
+            "words": last["words"], "cpu": cpu}
+
+
+def run_gensim(corpus: str, out: Path, epochs: int, workers: int) -> dict:
+    """gensim from start to exit (vocabulary, training, saving), its training seconds apart."""
+    done, wall, cpu = timed([sys.executable, "-c", _GENSIM, corpus, str(out), str(workers), str(epochs)])
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"tool": "gensim", "epochs": epochs, "workers": workers, "wall": wall, "train": res["train"],
+            "words": res["words"], "cpu": cpu}
 
 
 def avx512() -> str:
@@ -54,20 +88,30 @@ def avx512() -> str:
 
 
 def summary(runs: list[dict], counts: list[int]) -> list[str]:
+    """Per tool (w2v's lines unprefixed, a peer's prefixed with its name) and --epochs value."""
     lines = []
-    for epochs in dict.fromkeys(r["epochs"] for r in runs):
-        mine = [r for r in runs if r["epochs"] == epochs]
+    for tool, epochs in dict.fromkeys((r.get("tool", "w2v"), r["epochs"]) for r in runs):
+        mine = [r for r in runs if r.get("tool", "w2v") == tool and r["epochs"] == epochs]
+        prefix = "" if tool == "w2v" else f"{tool}: "
         best = {w: min((r for r in mine if r["workers"] == w), key=lambda r: r["wall"]) for w in counts}
         fastest_train = {w: min(r["train"] for r in mine if r["workers"] == w) for w in counts}
         one = counts[0]
         for w in counts[1:]:
             rounds = [a["wall"] / b["wall"] for a, b in zip((r for r in mine if r["workers"] == one),
                                                             (r for r in mine if r["workers"] == w), strict=True)]
-            lines.append(f"{epochs} epochs, {one} -> {w} workers: {best[one]['wall'] / best[w]['wall']:.2f}x wall "
+            lines.append(f"{prefix}{epochs} epochs, {one} -> {w} workers: "
+                         f"{best[one]['wall'] / best[w]['wall']:.2f}x wall "
                          f"(best {best[one]['wall']:.1f} / {best[w]['wall']:.1f} s), "
                          f"{fastest_train[one] / fastest_train[w]:.2f}x training alone; per round "
                          + ", ".join(f"{x:.2f}x" for x in rounds))
     return lines
+
+
+def report(res: dict, round_: int) -> None:
+    prefix = "" if res["tool"] == "w2v" else f"{res['tool']}: "
+    print(f"{prefix}{res['epochs']} epochs, round {round_}, {res['workers']} worker(s): wall {res['wall']:.1f} s, "
+          f"training {res['train']:.1f} s, {res['words'] / res['train'] / 1e6:.2f}M words/s, CPU {res['cpu']:.1f} s",
+          flush=True)
 
 
 def main() -> None:
@@ -77,6 +121,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, nargs="+", default=[5])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--w2v-arg", action="append", default=[], help="an extra `w2v train` argument (repeatable)")
+    ap.add_argument("--gensim", action="store_true", help="also run gensim with the same workers and epochs")
     ap.add_argument("--json", type=Path, default=None, help="also write every run as JSON here")
     args = ap.parse_args()
     if len(args.workers) < 2 or args.rounds < 1:
@@ -91,9 +136,12 @@ def main() -> None:
                 for w in args.workers:
                     res = run(args.corpus, out, epochs, w, args.w2v_arg)
                     runs.append({**res, "round": r})
-                    print(f"{epochs} epochs, round {r}, {w} worker(s): wall {res['wall']:.1f} s, training "
-                          f"{res['train']:.1f} s, {res['words'] / res['train'] / 1e6:.2f}M words/s, "
-                          f"CPU {res['cpu']:.1f} s", flush=True)
+                    report(res, r)
+                if args.gensim:
+                    for w in args.workers:
+                        res = run_gensim(args.corpus, Path(tmp) / "gensim.txt", epochs, w)
+                        runs.append({**res, "round": r})
+                        report(res, r)
     for line in summary(runs, args.workers):
         print(line)
     if args.json:

@@ -25,6 +25,18 @@ def test_bench_workers_takes_each_counts_best_wall_and_pairs_rounds_in_order():
                     "per round 1.40x, 1.89x")
 
 
+def test_bench_workers_gives_a_peer_its_own_lines_after_w2v():
+    bench = _script("bench_workers")
+    runs = [{"tool": tool, "epochs": 2, "round": 1, "workers": w, "wall": wall, "train": train}
+            for tool, w, wall, train in [("w2v", 1, 30.0, 28.0), ("w2v", 2, 16.0, 14.5),
+                                         ("gensim", 1, 120.0, 100.0), ("gensim", 2, 80.0, 62.5)]]
+    # each tool against its own one worker, never against the other tool's
+    assert bench.summary(runs, [1, 2]) == [
+        "2 epochs, 1 -> 2 workers: 1.88x wall (best 30.0 / 16.0 s), 1.93x training alone; per round 1.88x",
+        "gensim: 2 epochs, 1 -> 2 workers: 1.50x wall (best 120.0 / 80.0 s), 1.60x training alone; "
+        "per round 1.50x"]
+
+
 def test_bench_slices_ratios_are_per_round_and_cpu_rates_pool_the_rounds():
     bench = _script("bench_slices")
     # (words, wall s, thread CPU s): round 1 alone 1.0M/s, together 1.8M/s; round 2 0.5M/s and 1.0M/s
