@@ -33,13 +33,16 @@ from pathlib import Path
 
 from bench_step import cpu_model  # scripts/ is on the path when a script of it runs
 
-# gensim as bench.py runs it, its build and training timed apart: prints {"train": seconds}.
+from w2v.config import Config
+
+# gensim as bench.py runs it (skip-gram, negative 5, corpus_file), its build and training timed
+# apart: prints {"train": seconds, "words": words trained}.
 _GENSIM = r"""
 import json, sys, time
 from gensim.models import Word2Vec
-corpus, out, workers, epochs = sys.argv[1:5]
-m = Word2Vec(sg=1, negative=5, hs=0, vector_size=100, window=5, min_count=5, sample=1e-3,
-             workers=int(workers), seed=1)
+corpus, out, workers, epochs, dim, window, min_count, sample = sys.argv[1:9]
+m = Word2Vec(sg=1, negative=5, hs=0, vector_size=int(dim), window=int(window), min_count=int(min_count),
+             sample=float(sample), workers=int(workers), seed=1)
 m.build_vocab(corpus_file=corpus)
 t = time.perf_counter()
 m.train(corpus_file=corpus, total_words=m.corpus_total_words, epochs=int(epochs))
@@ -72,8 +75,11 @@ def run(corpus: str, out: Path, epochs: int, workers: int, extra: list[str]) -> 
 
 
 def run_gensim(corpus: str, out: Path, epochs: int, workers: int) -> dict:
-    """gensim from start to exit (vocabulary, training, saving), its training seconds apart."""
-    done, wall, cpu = timed([sys.executable, "-c", _GENSIM, corpus, str(out), str(workers), str(epochs)])
+    """gensim from start to exit (vocabulary, training, saving), its training seconds apart; the
+    settings w2v trains with by default."""
+    cfg = Config()
+    done, wall, cpu = timed([sys.executable, "-c", _GENSIM, corpus, str(out), str(workers), str(epochs),
+                             str(cfg.dim), str(cfg.window), str(cfg.min_count), str(cfg.sample)])
     res = json.loads(done.stdout.strip().splitlines()[-1])
     return {"tool": "gensim", "epochs": epochs, "workers": workers, "wall": wall, "train": res["train"],
             "words": res["words"], "cpu": cpu}
@@ -87,12 +93,17 @@ def avx512() -> str:
         return "flags unknown"
 
 
+def _prefix(tool: str) -> str:
+    """w2v's lines unprefixed, a peer's prefixed with its name."""
+    return "" if tool == "w2v" else f"{tool}: "
+
+
 def summary(runs: list[dict], counts: list[int]) -> list[str]:
-    """Per tool (w2v's lines unprefixed, a peer's prefixed with its name) and --epochs value."""
+    """Per tool and --epochs value: best walls, their ratio, training alone, each round's ratio."""
     lines = []
     for tool, epochs in dict.fromkeys((r.get("tool", "w2v"), r["epochs"]) for r in runs):
         mine = [r for r in runs if r.get("tool", "w2v") == tool and r["epochs"] == epochs]
-        prefix = "" if tool == "w2v" else f"{tool}: "
+        prefix = _prefix(tool)
         best = {w: min((r for r in mine if r["workers"] == w), key=lambda r: r["wall"]) for w in counts}
         fastest_train = {w: min(r["train"] for r in mine if r["workers"] == w) for w in counts}
         one = counts[0]
@@ -108,8 +119,8 @@ def summary(runs: list[dict], counts: list[int]) -> list[str]:
 
 
 def report(res: dict, round_: int) -> None:
-    prefix = "" if res["tool"] == "w2v" else f"{res['tool']}: "
-    print(f"{prefix}{res['epochs']} epochs, round {round_}, {res['workers']} worker(s): wall {res['wall']:.1f} s, "
+    print(f"{_prefix(res['tool'])}{res['epochs']} epochs, round {round_}, {res['workers']} worker(s): "
+          f"wall {res['wall']:.1f} s, "
           f"training {res['train']:.1f} s, {res['words'] / res['train'] / 1e6:.2f}M words/s, CPU {res['cpu']:.1f} s",
           flush=True)
 
