@@ -130,6 +130,37 @@ def test_ctrl_c_before_training_leaves_no_directory(sig_run, tmp_path):
     assert not out.exists()
 
 
+
+# A `w2v train` process whose training is replaced by a Ctrl-C with a second one already pending
+# when the command's handler runs (a Ctrl-C pressed again while the first unwound the stack).
+# Both come from C: nothing runs Python's signal check between them and the handler.
+_CTRL_C_TWICE = """
+import functools, operator, signal, sys, _thread
+import w2v.run
+def interrupted_twice(*args, **kwargs):
+    any(map(operator.call, [_thread.interrupt_main,  # pending, not yet raised
+                            functools.partial(signal.default_int_handler, signal.SIGINT, None)]))
+w2v.run.train = interrupted_twice
+sys.argv = ["w2v", *sys.argv[1:]]  # the `w2v` command, as its console script runs
+from w2v.cli import main
+main()
+"""
+
+
+def test_a_second_ctrl_c_pending_when_the_first_is_handled_is_still_one_line_130(sig_run, tmp_path):
+    corpus, _ = sig_run
+    out = tmp_path / "twice"
+    done = subprocess.run([sys.executable, "-c", _CTRL_C_TWICE, "train", str(corpus), "--output", str(out),
+                           *SIG_ARGS], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    # signal.signal() runs a pending signal's handler before it changes the handler: the second
+    # Ctrl-C used to raise from inside the handler's own signal.signal(SIGINT, SIG_IGN), escape it
+    # ("w2v: error: interrupted" from click's Abort) and, at the exit, kill the process by SIGINT
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.splitlines()[-1] == \
+        "w2v: error: interrupted before training started: nothing was written", done.stderr
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------- 6. leftovers in the run directory
 
 def invoke(*args):

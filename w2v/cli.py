@@ -39,7 +39,8 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
-        if _is_the_process():
+        the_process = _is_the_process()
+        if the_process:
             # at the exit every object dies with the process: frozen (registered first, so it runs
             # after every other exit handler), the interpreter's last collections do not walk them
             # (they took 0.16-0.27 s after a big.txt run, for the Numba modules and kernels)
@@ -58,6 +59,13 @@ class _Group(click.Group):
         except click.ClickException as e:
             _fail(" ".join(e.format_message().split()), EXIT_USER)
         except (click.Abort, KeyboardInterrupt):  # Ctrl-C or end of input outside training (which handles its own)
+            ignored = not the_process  # the command's process: no Ctrl-C may end its exit by SIGINT
+            while not ignored:  # (as in `train`: signal.signal() may raise one already pending)
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    ignored = True
+                except KeyboardInterrupt:
+                    pass
             _fail("interrupted", 130)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -248,7 +256,16 @@ def train(corpus, output, resume_dir, init_from, prune, fmt, overwrite, quiet, b
     except KeyboardInterrupt:  # before training started: the run directory is not made yet
         said = "interrupted before training started: nothing was written"
         if the_process:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the exit short
+            # a second Ctrl-C cannot cut the exit short. Written out here, not in a function (a call
+            # runs Python's signal check on entry): signal.signal() first runs the handler of a
+            # Ctrl-C already pending, raising it from inside, with the old handler still in place
+            ignored = False
+            while not ignored:
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    ignored = True
+                except KeyboardInterrupt:
+                    pass
             click.echo(f"w2v: error: {said}", err=True)
             sys.stdout.flush()
             sys.stderr.flush()
